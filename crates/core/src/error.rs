@@ -1,0 +1,365 @@
+//! The one error type every adapter returns.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::token::ProviderId;
+
+/// What went wrong, in terms a caller can act on.
+///
+/// No variant ever carries a secret: response bodies are kept only as short
+/// excerpts made by [`crate::redact::excerpt`].
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The provider answered with an error object (RFC 6749 §5.2, or a
+    /// provider's business code such as HyperSKU's `60025`).
+    #[error("{provider}: the provider refused the request: {code}{}{}", fmt_opt(" (provider code ", provider_code.as_deref(), ")"), fmt_opt(": ", description.as_deref(), ""))]
+    Provider {
+        /// The provider.
+        provider: ProviderId,
+        /// The normalized error code.
+        code: ErrorCode,
+        /// The provider's own code, when it is not an RFC 6749 code.
+        provider_code: Option<String>,
+        /// The provider's human-readable description, if any.
+        description: Option<String>,
+        /// The HTTP status of the response.
+        status: Option<u16>,
+    },
+    /// The provider answered with an unexpected HTTP status and no error object.
+    #[error("{provider}: unexpected HTTP status {status}; body: {excerpt}")]
+    HttpStatus {
+        /// The provider.
+        provider: ProviderId,
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` delay, when the provider sent one in seconds.
+        retry_after: Option<Duration>,
+        /// A short, redacted excerpt of the body.
+        excerpt: String,
+    },
+    /// The request could not be completed at the transport level.
+    #[error("{provider}: transport failure: {kind}")]
+    Transport {
+        /// The provider.
+        provider: ProviderId,
+        /// What kind of failure.
+        kind: TransportErrorKind,
+        /// The underlying error (its URL stripped).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The provider answered with a success status but a body we cannot use.
+    #[error("{provider}: unusable response: {reason}; body: {excerpt}")]
+    InvalidResponse {
+        /// The provider.
+        provider: ProviderId,
+        /// What was wrong with it.
+        reason: String,
+        /// A short, redacted excerpt of the body.
+        excerpt: String,
+    },
+    /// The callback's `state` is missing or differs from the pending authorization's.
+    #[error("the callback's state does not match the pending authorization")]
+    StateMismatch,
+    /// The user (or the provider) denied the authorization (`error=access_denied`).
+    #[error("the authorization was denied{}", fmt_opt(": ", description.as_deref(), ""))]
+    AuthorizationDenied {
+        /// The provider's `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The callback carried an error other than `access_denied`.
+    #[error("the authorization failed: {code}{}", fmt_opt(": ", description.as_deref(), ""))]
+    AuthorizationFailed {
+        /// The `error` parameter.
+        code: ErrorCode,
+        /// The `error_description` parameter, if any.
+        description: Option<String>,
+    },
+    /// The pending authorization is older than allowed.
+    #[error("the pending authorization is stale ({}s old, at most {}s allowed)", age.as_secs(), max_age.as_secs())]
+    AuthorizationExpired {
+        /// Its age when the callback arrived.
+        age: Duration,
+        /// The allowed age.
+        max_age: Duration,
+    },
+    /// The callback's query is malformed (no code, a duplicated parameter, …).
+    #[error("invalid callback: {reason}")]
+    InvalidCallback {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The user must authorize the application again: the refresh token is
+    /// missing, expired or was rejected.
+    #[error("{provider}: re-authorization required: {reason}")]
+    ReauthorizationRequired {
+        /// The provider.
+        provider: ProviderId,
+        /// Why.
+        reason: ReauthorizationReason,
+    },
+    /// The adapter is misconfigured (a bad URL, a non-https token endpoint, …).
+    #[error("configuration error: {reason}")]
+    Configuration {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A configuration error.
+    pub fn configuration(reason: impl Into<String>) -> Self {
+        Self::Configuration {
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the same request may succeed if tried again later
+    /// (a transport failure, a 5xx/429/408, `temporarily_unavailable`).
+    ///
+    /// Whether a retry is *safe* also depends on the grant: an authorization
+    /// code is single-use, so a code exchange must not be retried once sent.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { kind, .. } => !matches!(kind, TransportErrorKind::ResponseTooLarge),
+            Self::HttpStatus { status, .. } => is_retryable_status(*status),
+            Self::Provider { code, status, .. } => {
+                matches!(code, ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable)
+                    || status.is_some_and(is_retryable_status)
+            }
+            Self::InvalidResponse { .. }
+            | Self::StateMismatch
+            | Self::AuthorizationDenied { .. }
+            | Self::AuthorizationFailed { .. }
+            | Self::AuthorizationExpired { .. }
+            | Self::InvalidCallback { .. }
+            | Self::ReauthorizationRequired { .. }
+            | Self::Configuration { .. } => false,
+        }
+    }
+
+    /// True when only a new authorization by the user can recover.
+    pub fn requires_reauthorization(&self) -> bool {
+        match self {
+            Self::ReauthorizationRequired { .. } => true,
+            Self::Provider { .. }
+            | Self::HttpStatus { .. }
+            | Self::Transport { .. }
+            | Self::InvalidResponse { .. }
+            | Self::StateMismatch
+            | Self::AuthorizationDenied { .. }
+            | Self::AuthorizationFailed { .. }
+            | Self::AuthorizationExpired { .. }
+            | Self::InvalidCallback { .. }
+            | Self::Configuration { .. } => false,
+        }
+    }
+
+    /// The provider's error code, when the provider answered with one.
+    pub fn provider_error_code(&self) -> Option<&ErrorCode> {
+        match self {
+            Self::Provider { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the provider's answer, when there was one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Provider { status, .. } => *status,
+            Self::HttpStatus { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429 | 500 | 502 | 503 | 504)
+}
+
+fn fmt_opt(before: &str, value: Option<&str>, after: &str) -> String {
+    value.map_or_else(String::new, |v| format!("{before}{v}{after}"))
+}
+
+/// An OAuth error code: the RFC 6749 §5.2 / §4.1.2.1 ones, or another string.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// `invalid_request`
+    InvalidRequest,
+    /// `invalid_client`
+    InvalidClient,
+    /// `invalid_grant`: the code or refresh token is invalid, expired, revoked or spent.
+    InvalidGrant,
+    /// `unauthorized_client`
+    UnauthorizedClient,
+    /// `unsupported_grant_type`
+    UnsupportedGrantType,
+    /// `invalid_scope`
+    InvalidScope,
+    /// `access_denied`
+    AccessDenied,
+    /// `unsupported_response_type`
+    UnsupportedResponseType,
+    /// `server_error`
+    ServerError,
+    /// `temporarily_unavailable`
+    TemporarilyUnavailable,
+    /// Any other code, as sent.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// Parses a code as sent on the wire.
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_client" => Self::InvalidClient,
+            "invalid_grant" => Self::InvalidGrant,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "invalid_scope" => Self::InvalidScope,
+            "access_denied" => Self::AccessDenied,
+            "unsupported_response_type" => Self::UnsupportedResponseType,
+            "server_error" => Self::ServerError,
+            "temporarily_unavailable" => Self::TemporarilyUnavailable,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The code as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of a transport failure.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    /// The connection could not be made: the request never reached the server.
+    Connect,
+    /// The request or response timed out.
+    Timeout,
+    /// The connection failed while the request or response was in flight.
+    Interrupted,
+    /// The response body exceeded the configured cap.
+    ResponseTooLarge,
+    /// Any other transport failure.
+    Other,
+}
+
+impl TransportErrorKind {
+    /// True only when the request provably never reached the server, so even
+    /// a single-use grant may be sent again.
+    pub fn request_never_sent(self) -> bool {
+        matches!(self, Self::Connect)
+    }
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "could not connect",
+            Self::Timeout => "timed out",
+            Self::Interrupted => "connection interrupted",
+            Self::ResponseTooLarge => "response body over the size cap",
+            Self::Other => "request failed",
+        })
+    }
+}
+
+/// Why the user must authorize again.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReauthorizationReason {
+    /// The token has no refresh token.
+    NoRefreshToken,
+    /// The refresh token's known expiry has passed.
+    RefreshTokenExpired,
+    /// The provider rejected the refresh token.
+    RefreshTokenRejected {
+        /// The provider's description, if any.
+        description: Option<String>,
+    },
+}
+
+impl fmt::Display for ReauthorizationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoRefreshToken => f.write_str("no refresh token"),
+            Self::RefreshTokenExpired => f.write_str("the refresh token has expired"),
+            Self::RefreshTokenRejected { description } => write!(
+                f,
+                "the provider rejected the refresh token{}",
+                fmt_opt(": ", description.as_deref(), "")
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_error_display_names_code_and_description() {
+        let err = Error::Provider {
+            provider: ProviderId::from_static("hypersku"),
+            code: ErrorCode::InvalidGrant,
+            provider_code: Some("60025".into()),
+            description: Some("code used".into()),
+            status: Some(200),
+        };
+        assert_eq!(
+            err.to_string(),
+            "hypersku: the provider refused the request: invalid_grant (provider code 60025): code used"
+        );
+        assert!(!err.is_retryable());
+        assert!(!err.requires_reauthorization());
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for code in ["invalid_grant", "server_error", "weird"] {
+            assert_eq!(ErrorCode::parse(code).as_str(), code);
+        }
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        let status = |status| Error::HttpStatus {
+            provider: ProviderId::from_static("p"),
+            status,
+            retry_after: None,
+            excerpt: String::new(),
+        };
+        assert!(status(503).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(!status(400).is_retryable());
+        assert!(!status(302).is_retryable());
+    }
+}

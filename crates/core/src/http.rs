@@ -1,0 +1,321 @@
+//! The one HTTP client used for token endpoints, and its bridge to the `oauth2` crate.
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use url::Url;
+
+use crate::error::{Error, Result, TransportErrorKind};
+use crate::token::ProviderId;
+
+/// Settings of the token-endpoint HTTP client.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Time allowed to establish a connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole request, body included (default 30 s).
+    pub timeout: Duration,
+    /// Largest response body accepted, in bytes (default 256 KiB): token
+    /// responses are small, and an endless body must not exhaust memory.
+    pub max_response_bytes: usize,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 256 * 1024,
+            user_agent: concat!("oauth2-adapters/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Sets [`HttpConfig::connect_timeout`].
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`HttpConfig::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`HttpConfig::max_response_bytes`].
+    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+}
+
+/// A `reqwest` client configured for token endpoints: redirects are never
+/// followed (a token endpoint that redirects is an error, and following it
+/// could send credentials elsewhere), timeouts are set and bodies are capped.
+///
+/// Cloning is cheap and shares the connection pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    max_response_bytes: usize,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response read in full (within the size cap).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers.
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// True for a 2xx status.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The `Retry-After` header, when given in seconds.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+        value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    }
+}
+
+/// A transport failure before any provider context is known.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
+pub struct TransportFailure {
+    /// What kind of failure.
+    pub kind: TransportErrorKind,
+    /// The underlying error, its URL stripped.
+    #[source]
+    pub source: Option<reqwest::Error>,
+}
+
+impl TransportFailure {
+    /// Attaches the provider, giving the crate's [`Error`].
+    pub fn into_error(self, provider: &ProviderId) -> Error {
+        Error::Transport {
+            provider: provider.clone(),
+            kind: self.kind,
+            source: self.source.map(|e| Box::new(e) as _),
+        }
+    }
+
+    fn from_reqwest(err: reqwest::Error) -> Self {
+        let kind = if err.is_connect() {
+            TransportErrorKind::Connect
+        } else if err.is_timeout() {
+            TransportErrorKind::Timeout
+        } else if err.is_body() || err.is_request() || err.is_decode() {
+            TransportErrorKind::Interrupted
+        } else {
+            TransportErrorKind::Other
+        };
+        Self {
+            kind,
+            source: Some(err.without_url()),
+        }
+    }
+}
+
+impl HttpClient {
+    /// A client with the given settings.
+    pub fn new(config: &HttpConfig) -> Result<Self> {
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(|e| Error::configuration(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// The underlying `reqwest` client, to build requests with.
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.inner
+    }
+
+    /// Sends a request and reads the whole response within the size cap.
+    /// Any status is a response; only transport failures are errors.
+    pub async fn execute(
+        &self,
+        request: reqwest::Request,
+    ) -> std::result::Result<HttpResponse, TransportFailure> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.url().path().to_owned();
+        let result = self.execute_inner(request).await;
+        match &result {
+            Ok(response) => tracing::debug!(
+                http.method = %method,
+                url.path = %path,
+                http.status = response.status,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "token endpoint answered"
+            ),
+            Err(failure) => tracing::debug!(
+                http.method = %method,
+                url.path = %path,
+                error.kind = %failure.kind,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "token endpoint request failed"
+            ),
+        }
+        result
+    }
+
+    async fn execute_inner(
+        &self,
+        request: reqwest::Request,
+    ) -> std::result::Result<HttpResponse, TransportFailure> {
+        let too_large = || TransportFailure {
+            kind: TransportErrorKind::ResponseTooLarge,
+            source: None,
+        };
+        let mut response = self
+            .inner
+            .execute(request)
+            .await
+            .map_err(TransportFailure::from_reqwest)?;
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_response_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(TransportFailure::from_reqwest)?
+        {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: body.freeze(),
+        })
+    }
+
+    /// Sends a request built with [`HttpClient::reqwest`], attributing
+    /// failures to `provider`.
+    pub async fn send(
+        &self,
+        provider: &ProviderId,
+        request: reqwest::RequestBuilder,
+    ) -> Result<HttpResponse> {
+        let request = request
+            .build()
+            .map_err(|e| Error::configuration(format!("cannot build the request: {}", e.without_url())))?;
+        self.execute(request)
+            .await
+            .map_err(|failure| failure.into_error(provider))
+    }
+
+    /// Sends an `oauth2`-crate request (an `http::Request<Vec<u8>>`).
+    pub async fn execute_http(
+        &self,
+        request: oauth2::HttpRequest,
+    ) -> std::result::Result<oauth2::HttpResponse, TransportFailure> {
+        let request = reqwest::Request::try_from(request).map_err(TransportFailure::from_reqwest)?;
+        let response = self.execute(request).await?;
+        let mut builder = http::Response::builder().status(response.status);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = response.headers;
+        }
+        builder.body(response.body.to_vec()).map_err(|_| TransportFailure {
+            kind: TransportErrorKind::Other,
+            source: None,
+        })
+    }
+}
+
+/// The bridge to the `oauth2` crate: its flows run on this client, so the
+/// workspace holds a single `reqwest` version.
+impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
+    type Error = TransportFailure;
+    type Future = Pin<
+        Box<dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.execute_http(request))
+    }
+}
+
+/// Checks that a token endpoint uses `https`, or `http` on a loopback
+/// address (tests and the testkit). Anything else is a configuration error:
+/// credentials must never cross a network in clear text.
+pub fn require_secure_endpoint(what: &str, url: &Url) -> Result<()> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        scheme => Err(Error::configuration(format!(
+            "{what} must use https (or http on a loopback address), not {scheme}://{}",
+            url.host_str().unwrap_or("")
+        ))),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Parses a URL given as configuration.
+pub fn parse_url(what: &str, value: &str) -> Result<Url> {
+    Url::parse(value).map_err(|e| Error::configuration(format!("{what} is not a valid URL: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback_http_is_accepted() {
+        let ok = ["https://api.hikeup.com/oauth/token", "http://127.0.0.1:8080/t", "http://localhost/t", "http://[::1]:1/t"];
+        for url in ok {
+            require_secure_endpoint("token URL", &Url::parse(url).unwrap()).unwrap();
+        }
+        let bad = ["http://api.hikeup.com/oauth/token", "http://10.0.0.1/t", "ftp://127.0.0.1/t"];
+        for url in bad {
+            let err = require_secure_endpoint("token URL", &Url::parse(url).unwrap()).unwrap_err();
+            assert!(matches!(err, Error::Configuration { .. }), "{url}");
+        }
+    }
+}

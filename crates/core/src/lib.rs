@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod authorize;
+pub mod clock;
+pub mod error;
+pub mod http;
+pub mod provider;
+pub mod redact;
+pub mod standard;
+pub mod token;
+pub mod wire;
+
+pub use authorize::{AuthorizeRequest, AuthorizeUrlParams, CallbackParams, PendingAuthorization, VerifiedCode};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, ErrorCode, ReauthorizationReason, Result, TransportErrorKind};
+pub use http::{HttpClient, HttpConfig, HttpResponse};
+pub use provider::{
+    AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Context, Provider,
+    RefreshPolicy, RefreshTokenProvider,
+};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use standard::{ClientAuth, StandardProvider, StandardProviderBuilder};
+pub use token::{DisplayTime, ProviderId, Token, TokenRecord};

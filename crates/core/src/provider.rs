@@ -1,0 +1,236 @@
+//! Provider capabilities as traits a provider opts into.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::authorize::{
+    verify_callback, AuthorizeRequest, AuthorizeUrlParams, CallbackParams, PendingAuthorization,
+    VerifiedCode, DEFAULT_PENDING_MAX_AGE,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, ErrorCode, ReauthorizationReason, Result};
+use crate::http::{HttpClient, HttpConfig};
+use crate::token::{ProviderId, Token};
+
+/// What every adapter shares: the HTTP client and the clock.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The token-endpoint HTTP client.
+    pub http: HttpClient,
+    /// The clock used for every expiry computation.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Context {
+    /// The default HTTP settings and the system clock.
+    pub fn new() -> Result<Self> {
+        Self::with_http_config(&HttpConfig::default())
+    }
+
+    /// The given HTTP settings and the system clock.
+    pub fn with_http_config(config: &HttpConfig) -> Result<Self> {
+        Ok(Self {
+            http: HttpClient::new(config)?,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Replaces the clock (tests, the testkit).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// An application's credentials at a provider.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    /// The client id (public).
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: SecretString,
+}
+
+impl ClientCredentials {
+    /// Credentials from an id and a secret.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: SecretString::from(client_secret.into()),
+        }
+    }
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// How an expiring access token is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshPolicy {
+    /// With the refresh token ([`RefreshTokenProvider`]).
+    RefreshToken,
+    /// By requesting a new token with client credentials ([`ClientCredentialsProvider`]).
+    Reacquire,
+    /// Not at all: the user must authorize again.
+    Never,
+}
+
+/// What every provider has: an id, a refresh policy and a context.
+pub trait Provider: Send + Sync {
+    /// The provider's id, recorded in every token it issues.
+    fn id(&self) -> &ProviderId;
+    /// How its tokens are renewed.
+    fn refresh_policy(&self) -> RefreshPolicy;
+    /// Its HTTP client and clock.
+    fn context(&self) -> &Context;
+}
+
+/// The authorization code grant (RFC 6749 §4.1).
+///
+/// An adapter supplies the provider-specific parts (the authorize URL, the
+/// exchange request); the core generates state and PKCE, verifies the
+/// callback, and only then lets the adapter exchange the code.
+#[async_trait]
+pub trait AuthorizationCodeProvider: Provider {
+    /// The scopes asked for when the request names none.
+    fn default_scopes(&self) -> Vec<String>;
+
+    /// Whether PKCE (S256) is sent.
+    fn uses_pkce(&self) -> bool {
+        false
+    }
+
+    /// How long a pending authorization stays usable (default 10 minutes).
+    fn pending_max_age(&self) -> Duration {
+        DEFAULT_PENDING_MAX_AGE
+    }
+
+    /// Builds the provider's authorize URL from core-made parameters.
+    fn authorization_url(&self, params: &AuthorizeUrlParams<'_>) -> Result<Url>;
+
+    /// Exchanges a verified code for a token (RFC 6749 §4.1.3). Never retried:
+    /// a code is single-use.
+    async fn exchange_verified_code(
+        &self,
+        code: VerifiedCode,
+        pending: &PendingAuthorization,
+    ) -> Result<Token>;
+
+    /// Builds the redirect: the URL to send the user to, and the pending
+    /// authorization to keep until the callback.
+    fn authorize(&self, request: AuthorizeRequest) -> Result<(Url, PendingAuthorization)> {
+        let scopes = request.scopes.unwrap_or_else(|| self.default_scopes());
+        let (challenge, verifier) = if self.uses_pkce() {
+            let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+            (Some(challenge), Some(SecretString::from(verifier.into_secret())))
+        } else {
+            (None, None)
+        };
+        let pending = PendingAuthorization::new(
+            self.id().clone(),
+            request.redirect_uri,
+            scopes,
+            verifier,
+            self.context().clock.now(),
+        );
+        let url = self.authorization_url(&AuthorizeUrlParams {
+            state: secrecy::ExposeSecret::expose_secret(pending.state()),
+            redirect_uri: pending.redirect_uri(),
+            scopes: pending.scopes(),
+            pkce_challenge: challenge.as_ref(),
+        })?;
+        Ok((url, pending))
+    }
+
+    /// Handles the callback: verifies it against `pending` (which it
+    /// consumes, so a state is usable once), then exchanges the code.
+    /// Nothing is sent to the provider unless every check passes.
+    async fn handle_callback(
+        &self,
+        params: CallbackParams,
+        pending: PendingAuthorization,
+    ) -> Result<Token> {
+        if pending.provider() != self.id() {
+            return Err(Error::configuration(format!(
+                "the pending authorization is for {}, not {}",
+                pending.provider(),
+                self.id()
+            )));
+        }
+        let now = self.context().clock.now();
+        let code = verify_callback(params, &pending, now, self.pending_max_age())?;
+        self.exchange_verified_code(code, &pending).await
+    }
+}
+
+/// The refresh token grant (RFC 6749 §6).
+#[async_trait]
+pub trait RefreshTokenProvider: Provider {
+    /// Sends one refresh request. Prefer [`RefreshTokenProvider::refresh`],
+    /// which adds the checks and the merge every caller needs.
+    async fn request_refresh(&self, refresh_token: &SecretString) -> Result<Token>;
+
+    /// Refreshes `current`:
+    /// * no refresh token, or one whose known expiry has passed →
+    ///   [`Error::ReauthorizationRequired`] without a request;
+    /// * the provider answers `invalid_grant` → [`Error::ReauthorizationRequired`];
+    /// * a rotated refresh token replaces the old one; when none is returned
+    ///   the old one (and its expiry) is kept; missing scopes and subject are
+    ///   carried over (RFC 6749 §5.1: omitted scope means unchanged).
+    async fn refresh(&self, current: &Token) -> Result<Token> {
+        let reauthorize = |reason| Error::ReauthorizationRequired {
+            provider: self.id().clone(),
+            reason,
+        };
+        let Some(refresh_token) = &current.refresh_token else {
+            return Err(reauthorize(ReauthorizationReason::NoRefreshToken));
+        };
+        if current.is_refresh_token_expired(self.context().clock.as_ref()) {
+            return Err(reauthorize(ReauthorizationReason::RefreshTokenExpired));
+        }
+        match self.request_refresh(refresh_token).await {
+            Ok(fresh) => Ok(carry_over(current, fresh)),
+            Err(Error::Provider {
+                code: ErrorCode::InvalidGrant,
+                description,
+                ..
+            }) => Err(reauthorize(ReauthorizationReason::RefreshTokenRejected {
+                description,
+            })),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// The client credentials grant (RFC 6749 §4.4).
+#[async_trait]
+pub trait ClientCredentialsProvider: Provider {
+    /// Requests a token for the application itself. `scopes` may be empty
+    /// (the provider's default).
+    async fn client_credentials(&self, scopes: &[String]) -> Result<Token>;
+}
+
+fn carry_over(current: &Token, mut fresh: Token) -> Token {
+    if fresh.refresh_token.is_none() {
+        fresh.refresh_token = current.refresh_token.clone();
+        fresh.refresh_expires_at = current.refresh_expires_at;
+    }
+    if fresh.scopes.is_empty() {
+        fresh.scopes = current.scopes.clone();
+    }
+    if fresh.subject.is_none() {
+        fresh.subject = current.subject.clone();
+    }
+    fresh
+}

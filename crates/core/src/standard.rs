@@ -1,0 +1,489 @@
+//! A standard (RFC 6749) provider described by data, built on the `oauth2` crate.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AsyncHttpClient, AuthType, EndpointNotSet, EndpointSet, RequestTokenError,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::authorize::{AuthorizeUrlParams, PendingAuthorization, VerifiedCode};
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::{parse_url, require_secure_endpoint, HttpClient, TransportFailure};
+use crate::provider::{
+    AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Context, Provider,
+    RefreshPolicy, RefreshTokenProvider,
+};
+use crate::redact::excerpt;
+use crate::token::{ProviderId, Token};
+use crate::wire::{expiry_from_lifetime, invalid_response};
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// HTTP Basic authentication (the RFC's recommendation).
+    #[default]
+    BasicAuth,
+    /// `client_id` and `client_secret` in the form body.
+    RequestBody,
+}
+
+/// The non-standard fields of a token response, kept for [`Token::extra`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExtraFields {
+    /// The fields, by name.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl oauth2::ExtraTokenFields for ExtraFields {}
+
+type StandardResponse = StandardTokenResponse<ExtraFields, BasicTokenType>;
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    StandardResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Builds a [`StandardProvider`] from endpoint data.
+///
+/// ```
+/// use oauth2_adapters_core::{ClientAuth, ClientCredentials, StandardProvider};
+///
+/// let provider = StandardProvider::builder("example")
+///     .authorize_url("https://example.com/oauth/authorize")
+///     .token_url("https://example.com/oauth/token")
+///     .default_scopes(["read"])
+///     .client_auth(ClientAuth::RequestBody)
+///     .pkce(true)
+///     .build(ClientCredentials::new("my-client-id", "my-client-secret"))?;
+/// # Ok::<(), oauth2_adapters_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct StandardProviderBuilder {
+    id: ProviderId,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    default_scopes: Vec<String>,
+    client_auth: ClientAuth,
+    pkce: bool,
+    refresh_policy: RefreshPolicy,
+    context: Option<Context>,
+}
+
+impl StandardProviderBuilder {
+    /// Sets the authorize endpoint (required for the code flow).
+    pub fn authorize_url(mut self, url: impl Into<String>) -> Self {
+        self.authorize_url = Some(url.into());
+        self
+    }
+
+    /// Sets the token endpoint (required; `https`, or `http` on loopback).
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = Some(url.into());
+        self
+    }
+
+    /// Sets the scopes asked for when a request names none.
+    pub fn default_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.default_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets how the client authenticates (default: HTTP Basic).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = auth;
+        self
+    }
+
+    /// Turns PKCE (S256) on or off (default: on).
+    pub fn pkce(mut self, on: bool) -> Self {
+        self.pkce = on;
+        self
+    }
+
+    /// Sets the refresh policy (default: [`RefreshPolicy::RefreshToken`]).
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.refresh_policy = policy;
+        self
+    }
+
+    /// Uses this HTTP client and clock instead of the defaults.
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// Validates the endpoints and builds the provider.
+    pub fn build(self, credentials: ClientCredentials) -> Result<StandardProvider> {
+        let token_url = parse_url(
+            "the token URL",
+            self.token_url
+                .as_deref()
+                .ok_or_else(|| Error::configuration("a standard provider needs a token URL"))?,
+        )?;
+        require_secure_endpoint("the token URL", &token_url)?;
+        let authorize_url = self
+            .authorize_url
+            .as_deref()
+            .map(|url| parse_url("the authorize URL", url))
+            .transpose()?;
+        if credentials.client_id.is_empty() {
+            return Err(Error::configuration("the client id is empty"));
+        }
+        let context = match self.context {
+            Some(context) => context,
+            None => Context::new()?,
+        };
+        Ok(StandardProvider {
+            id: self.id,
+            authorize_url,
+            token_url,
+            default_scopes: self.default_scopes,
+            client_auth: self.client_auth,
+            pkce: self.pkce,
+            refresh_policy: self.refresh_policy,
+            credentials,
+            context,
+        })
+    }
+}
+
+/// Any RFC 6749-compliant provider: a few lines of endpoint data.
+///
+/// Tokens keep every non-standard response field in [`Token::extra`], so an
+/// adapter for a nearly-standard provider (Hike) wraps this type and reads
+/// its extra fields.
+#[derive(Clone)]
+pub struct StandardProvider {
+    id: ProviderId,
+    authorize_url: Option<Url>,
+    token_url: Url,
+    default_scopes: Vec<String>,
+    client_auth: ClientAuth,
+    pkce: bool,
+    refresh_policy: RefreshPolicy,
+    credentials: ClientCredentials,
+    context: Context,
+}
+
+impl fmt::Debug for StandardProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandardProvider")
+            .field("id", &self.id)
+            .field("authorize_url", &self.authorize_url.as_ref().map(Url::as_str))
+            .field("token_url", &self.token_url.as_str())
+            .field("default_scopes", &self.default_scopes)
+            .field("client_auth", &self.client_auth)
+            .field("pkce", &self.pkce)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+impl StandardProvider {
+    /// Starts describing a provider with this id.
+    pub fn builder(id: impl Into<Cow<'static, str>>) -> StandardProviderBuilder {
+        let id = match id.into() {
+            Cow::Borrowed(id) => ProviderId::from_static(id),
+            Cow::Owned(id) => ProviderId::new(id),
+        };
+        StandardProviderBuilder {
+            id,
+            authorize_url: None,
+            token_url: None,
+            default_scopes: Vec::new(),
+            client_auth: ClientAuth::default(),
+            pkce: true,
+            refresh_policy: RefreshPolicy::RefreshToken,
+            context: None,
+        }
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> &Url {
+        &self.token_url
+    }
+
+    fn client(&self) -> OAuthClient {
+        let auth_url = self
+            .authorize_url
+            .clone()
+            .unwrap_or_else(|| self.token_url.clone());
+        oauth2::Client::new(oauth2::ClientId::new(self.credentials.client_id.clone()))
+            .set_client_secret(oauth2::ClientSecret::new(
+                self.credentials.client_secret.expose_secret().to_owned(),
+            ))
+            .set_auth_uri(oauth2::AuthUrl::from_url(auth_url))
+            .set_token_uri(oauth2::TokenUrl::from_url(self.token_url.clone()))
+            .set_auth_type(match self.client_auth {
+                ClientAuth::BasicAuth => AuthType::BasicAuth,
+                ClientAuth::RequestBody => AuthType::RequestBody,
+            })
+    }
+
+    fn normalize(&self, response: StandardResponse) -> Result<Token> {
+        let now = self.context.clock.now();
+        let access = response.access_token().secret();
+        if access.is_empty() {
+            return Err(invalid_response(&self.id, "`access_token` is empty", b"", &[]));
+        }
+        let mut token = Token::new(self.id.clone(), SecretString::from(access.clone()), now);
+        token.token_type = match response.token_type() {
+            BasicTokenType::Bearer => "Bearer".to_owned(),
+            BasicTokenType::Mac => "MAC".to_owned(),
+            BasicTokenType::Extension(other) => other.clone(),
+        };
+        token.refresh_token = response
+            .refresh_token()
+            .filter(|t| !t.secret().is_empty())
+            .map(|t| SecretString::from(t.secret().clone()));
+        let lifetime = response.expires_in().map(|d| d.as_secs_f64());
+        token.expires_at = expiry_from_lifetime("expires_in", lifetime, Duration::from_secs(1), now)
+            .map_err(|reason| invalid_response(&self.id, reason, b"", &[]))?;
+        token.scopes = response
+            .scopes()
+            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        token.extra = response.extra_fields().fields.clone();
+        Ok(token)
+    }
+
+    fn recorder(&self) -> RecordingClient<'_> {
+        RecordingClient {
+            http: &self.context.http,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn finish(
+        &self,
+        outcome: std::result::Result<
+            StandardResponse,
+            RequestTokenError<TransportFailure, BasicErrorResponse>,
+        >,
+        recorder: &RecordingClient<'_>,
+        known_secrets: &[&str],
+    ) -> Result<Token> {
+        let meta = recorder.last.lock().map(|m| *m).unwrap_or(None);
+        match outcome {
+            Ok(response) => self.normalize(response),
+            Err(err) => Err(self.map_error(err, meta, known_secrets)),
+        }
+    }
+
+    fn map_error(
+        &self,
+        err: RequestTokenError<TransportFailure, BasicErrorResponse>,
+        meta: Option<ResponseMeta>,
+        known_secrets: &[&str],
+    ) -> Error {
+        let status = meta.map(|m| m.status);
+        let non_success = status.is_some_and(|s| !(200..300).contains(&s));
+        match err {
+            RequestTokenError::ServerResponse(response) => Error::Provider {
+                provider: self.id.clone(),
+                code: ErrorCode::parse(response.error().as_ref()),
+                provider_code: None,
+                description: response
+                    .error_description()
+                    .map(|d| excerpt(d.as_bytes(), known_secrets)),
+                status,
+            },
+            RequestTokenError::Request(failure) => failure.into_error(&self.id),
+            RequestTokenError::Parse(parse, body) if non_success => {
+                let _ = parse;
+                self.status_error(meta, &body, known_secrets)
+            }
+            RequestTokenError::Parse(parse, body) => invalid_response(
+                &self.id,
+                format!(
+                    "{} at `{}`",
+                    crate::wire::describe_json_error(parse.inner()),
+                    parse.path()
+                ),
+                &body,
+                known_secrets,
+            ),
+            RequestTokenError::Other(_) if non_success => {
+                self.status_error(meta, b"", known_secrets)
+            }
+            RequestTokenError::Other(reason) => {
+                invalid_response(&self.id, reason, b"", known_secrets)
+            }
+        }
+    }
+
+    fn status_error(&self, meta: Option<ResponseMeta>, body: &[u8], known: &[&str]) -> Error {
+        Error::HttpStatus {
+            provider: self.id.clone(),
+            status: meta.map_or(0, |m| m.status),
+            retry_after: meta.and_then(|m| m.retry_after),
+            excerpt: excerpt(body, known),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ResponseMeta {
+    status: u16,
+    retry_after: Option<Duration>,
+}
+
+/// Runs the `oauth2` crate's requests on our client and remembers the
+/// status of the answer, which the crate's errors do not carry.
+struct RecordingClient<'a> {
+    http: &'a HttpClient,
+    last: Mutex<Option<ResponseMeta>>,
+}
+
+impl<'c> AsyncHttpClient<'c> for RecordingClient<'_> {
+    type Error = TransportFailure;
+    type Future = Pin<
+        Box<
+            dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>>
+                + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.http.execute_http(request).await?;
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            if let Ok(mut last) = self.last.lock() {
+                *last = Some(ResponseMeta {
+                    status: response.status().as_u16(),
+                    retry_after,
+                });
+            }
+            Ok(response)
+        })
+    }
+}
+
+impl Provider for StandardProvider {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn refresh_policy(&self) -> RefreshPolicy {
+        self.refresh_policy
+    }
+
+    fn context(&self) -> &Context {
+        &self.context
+    }
+}
+
+#[async_trait]
+impl AuthorizationCodeProvider for StandardProvider {
+    fn default_scopes(&self) -> Vec<String> {
+        self.default_scopes.clone()
+    }
+
+    fn uses_pkce(&self) -> bool {
+        self.pkce
+    }
+
+    fn authorization_url(&self, params: &AuthorizeUrlParams<'_>) -> Result<Url> {
+        if self.authorize_url.is_none() {
+            return Err(Error::configuration(format!(
+                "{} has no authorize URL",
+                self.id
+            )));
+        }
+        let client = self.client();
+        let state = params.state.to_owned();
+        let redirect = oauth2::RedirectUrl::from_url(params.redirect_uri.clone());
+        let mut request = client
+            .authorize_url(move || oauth2::CsrfToken::new(state))
+            .set_redirect_uri(Cow::Owned(redirect))
+            .add_scopes(params.scopes.iter().cloned().map(oauth2::Scope::new));
+        if let Some(challenge) = params.pkce_challenge {
+            request = request.set_pkce_challenge(challenge.clone());
+        }
+        Ok(request.url().0)
+    }
+
+    async fn exchange_verified_code(
+        &self,
+        code: VerifiedCode,
+        pending: &PendingAuthorization,
+    ) -> Result<Token> {
+        let secret = self.credentials.client_secret.expose_secret();
+        let code_text = code.secret().expose_secret();
+        let verifier = pending.pkce_verifier().map(|v| v.expose_secret().to_owned());
+        let redirect = oauth2::RedirectUrl::from_url(pending.redirect_uri().clone());
+        let client = self.client();
+        let mut request = client
+            .exchange_code(oauth2::AuthorizationCode::new(code_text.to_owned()))
+            .set_redirect_uri(Cow::Owned(redirect));
+        if let Some(verifier) = verifier {
+            request = request.set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier));
+        }
+        let recorder = self.recorder();
+        let outcome = request.request_async(&recorder).await;
+        self.finish(outcome, &recorder, &[secret, code_text])
+    }
+}
+
+#[async_trait]
+impl RefreshTokenProvider for StandardProvider {
+    async fn request_refresh(&self, refresh_token: &SecretString) -> Result<Token> {
+        let secret = self.credentials.client_secret.expose_secret();
+        let refresh = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let client = self.client();
+        let recorder = self.recorder();
+        let outcome = client
+            .exchange_refresh_token(&refresh)
+            .request_async(&recorder)
+            .await;
+        self.finish(outcome, &recorder, &[secret, refresh_token.expose_secret()])
+    }
+}
+
+#[async_trait]
+impl ClientCredentialsProvider for StandardProvider {
+    async fn client_credentials(&self, scopes: &[String]) -> Result<Token> {
+        let secret = self.credentials.client_secret.expose_secret();
+        let scopes: Vec<_> = scopes.iter().cloned().map(oauth2::Scope::new).collect();
+        let client = self.client();
+        let recorder = self.recorder();
+        let outcome = client
+            .exchange_client_credentials()
+            .add_scopes(scopes)
+            .request_async(&recorder)
+            .await;
+        self.finish(outcome, &recorder, &[secret])
+    }
+}

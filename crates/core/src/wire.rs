@@ -1,0 +1,229 @@
+//! Helpers for parsing token responses that bend the standard: numbers sent
+//! as strings, relative and absolute expiries, scope lists.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::Error;
+use crate::redact::excerpt;
+use crate::token::{DisplayTime, ProviderId};
+
+/// Longest lifetime accepted for a token, in seconds (100 years). A larger
+/// `expires_in` is treated as a malformed response, not as "forever".
+pub const MAX_LIFETIME_SECS: f64 = 100.0 * 365.25 * 86_400.0;
+
+/// How far a relative and an absolute expiry may disagree before a warning.
+pub const EXPIRY_DISAGREEMENT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// Deserializes an optional number sent as a JSON number or a numeric
+/// string (`"3600"`, `" 3600.5 "`). `null`, a missing field and `""` are `None`.
+pub fn optional_number<'de, D>(deserializer: D) -> Result<Option<f64>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrString {
+        Number(f64),
+        String(String),
+    }
+    match Option::<NumberOrString>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(NumberOrString::Number(n)) => Ok(Some(n)),
+        Some(NumberOrString::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(NumberOrString::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("expected a number or a numeric string")),
+    }
+}
+
+/// Converts a relative lifetime into an absolute instant.
+///
+/// `None` and `0` mean "not said" and give `None` (a `0` is a placeholder in
+/// the providers' docs, not a token that is already expired). A negative,
+/// non-finite or over-[`MAX_LIFETIME_SECS`] value is an error naming `field`.
+pub fn expiry_from_lifetime(
+    field: &str,
+    lifetime: Option<f64>,
+    unit: Duration,
+    now: SystemTime,
+) -> Result<Option<SystemTime>, String> {
+    let Some(value) = lifetime else {
+        return Ok(None);
+    };
+    let secs = value * unit.as_secs_f64();
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{field}` is negative or not a number"));
+    }
+    if secs > MAX_LIFETIME_SECS {
+        return Err(format!("`{field}` is over 100 years"));
+    }
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    now.checked_add(Duration::from_secs_f64(secs))
+        .map(Some)
+        .ok_or_else(|| format!("`{field}` is out of range"))
+}
+
+/// Converts absolute epoch seconds (fractions allowed) into an instant;
+/// `None` for non-positive or out-of-range values.
+pub fn instant_from_epoch_secs(secs: f64) -> Option<SystemTime> {
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e12 {
+        return None;
+    }
+    UNIX_EPOCH.checked_add(Duration::from_secs_f64(secs))
+}
+
+/// Chooses an access token's expiry from a relative lifetime (`expires_in`)
+/// and an absolute instant (Hike's `expires`, a JWT's `exp`).
+///
+/// The relative value wins when present: it is immune to clock skew between
+/// the provider and us. The absolute one is used only when no relative value
+/// was given and it lies in the future. A disagreement over
+/// [`EXPIRY_DISAGREEMENT_TOLERANCE`] is logged as a warning.
+pub fn reconcile_expiry(
+    provider: &ProviderId,
+    relative: Option<SystemTime>,
+    absolute: Option<SystemTime>,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    match (relative, absolute) {
+        (Some(rel), Some(abs)) => {
+            let gap = rel
+                .duration_since(abs)
+                .or_else(|_| abs.duration_since(rel))
+                .unwrap_or_default();
+            if gap > EXPIRY_DISAGREEMENT_TOLERANCE {
+                tracing::warn!(
+                    provider = %provider,
+                    relative_expiry = %DisplayTime(rel),
+                    absolute_expiry = %DisplayTime(abs),
+                    "the provider's relative and absolute expiries disagree; using the relative one"
+                );
+            }
+            Some(rel)
+        }
+        (Some(rel), None) => Some(rel),
+        (None, Some(abs)) if abs > now => Some(abs),
+        (None, _) => None,
+    }
+}
+
+/// Splits a scope string on spaces and commas, dropping empty parts.
+pub fn split_scopes(scope: &str) -> Vec<String> {
+    scope
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An [`Error::InvalidResponse`] with a redacted excerpt of `body`.
+pub fn invalid_response(
+    provider: &ProviderId,
+    reason: impl Into<String>,
+    body: &[u8],
+    known_secrets: &[&str],
+) -> Error {
+    Error::InvalidResponse {
+        provider: provider.clone(),
+        reason: reason.into(),
+        excerpt: excerpt(body, known_secrets),
+    }
+}
+
+/// Describes a `serde_json` error without quoting the input (which may hold
+/// a secret): its category and position only.
+pub fn describe_json_error(err: &serde_json::Error) -> String {
+    let what = match err.classify() {
+        serde_json::error::Category::Io => "unreadable body",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "a field has the wrong type or is missing",
+        serde_json::error::Category::Eof => "the JSON body is truncated or empty",
+    };
+    format!("{what} (line {}, column {})", err.line(), err.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Probe {
+        #[serde(default, deserialize_with = "optional_number")]
+        n: Option<f64>,
+    }
+
+    fn n(json: &str) -> Result<Option<f64>, serde_json::Error> {
+        serde_json::from_str::<Probe>(json).map(|p| p.n)
+    }
+
+    #[test]
+    fn numbers_and_numeric_strings_are_accepted() {
+        assert_eq!(n(r#"{"n": 3600}"#).unwrap(), Some(3600.0));
+        assert_eq!(n(r#"{"n": "3600"}"#).unwrap(), Some(3600.0));
+        assert_eq!(n(r#"{"n": " 1.5 "}"#).unwrap(), Some(1.5));
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(n(r#"{"n": ""}"#).unwrap(), None);
+        assert_eq!(n(r#"{}"#).unwrap(), None);
+        assert!(n(r#"{"n": "soon"}"#).is_err());
+        assert!(n(r#"{"n": true}"#).is_err());
+    }
+
+    #[test]
+    fn lifetimes_become_instants_and_zero_means_unknown() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let secs = Duration::from_secs(1);
+        assert_eq!(
+            expiry_from_lifetime("expires_in", Some(60.0), secs, now).unwrap(),
+            Some(now + Duration::from_secs(60))
+        );
+        assert_eq!(
+            expiry_from_lifetime("expires_in", Some(60_000.0), Duration::from_millis(1), now).unwrap(),
+            Some(now + Duration::from_secs(60))
+        );
+        assert_eq!(expiry_from_lifetime("expires_in", Some(0.0), secs, now).unwrap(), None);
+        assert_eq!(expiry_from_lifetime("expires_in", None, secs, now).unwrap(), None);
+        assert!(expiry_from_lifetime("expires_in", Some(-1.0), secs, now).is_err());
+        assert!(expiry_from_lifetime("expires_in", Some(1e300), secs, now).is_err());
+        assert!(expiry_from_lifetime("expires_in", Some(f64::NAN), secs, now).is_err());
+    }
+
+    #[test]
+    fn relative_expiry_wins_and_absolute_is_a_fallback() {
+        let p = ProviderId::from_static("p");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let rel = Some(now + Duration::from_secs(60));
+        let past = Some(now - Duration::from_secs(500));
+        let future = Some(now + Duration::from_secs(120));
+        assert_eq!(reconcile_expiry(&p, rel, past, now), rel);
+        assert_eq!(reconcile_expiry(&p, None, future, now), future);
+        assert_eq!(reconcile_expiry(&p, None, past, now), None);
+        assert_eq!(reconcile_expiry(&p, None, None, now), None);
+    }
+
+    #[test]
+    fn fractional_epoch_seconds_are_kept() {
+        let t = instant_from_epoch_secs(1_710_223_631.577_478).unwrap();
+        let d = t.duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(d.as_secs(), 1_710_223_631);
+        assert!(d.subsec_millis() >= 577);
+        assert_eq!(instant_from_epoch_secs(-1.0), None);
+    }
+
+    #[test]
+    fn scopes_split_on_spaces_and_commas() {
+        assert_eq!(split_scopes("a b,c  "), vec!["a", "b", "c"]);
+        assert!(split_scopes("").is_empty());
+    }
+
+    #[test]
+    fn json_errors_never_quote_the_input() {
+        let err = serde_json::from_str::<Probe>(r#"{"n": "secret-value-123"}"#).unwrap_err();
+        assert!(!describe_json_error(&err).contains("secret"));
+    }
+}
