@@ -297,6 +297,17 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// Joins a base URL (`https://api.example.com`, with or without a path or
+/// trailing slash) and an endpoint path (`/oauth/token`).
+pub fn endpoint_url(what: &str, base: &str, path: &str) -> Result<Url> {
+    let joined = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    parse_url(what, &joined)
+}
+
 /// Parses a URL given as configuration.
 pub fn parse_url(what: &str, value: &str) -> Result<Url> {
     Url::parse(value).map_err(|e| Error::configuration(format!("{what} is not a valid URL: {e}")))
@@ -305,6 +316,15 @@ pub fn parse_url(what: &str, value: &str) -> Result<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_urls_join_without_double_slashes() {
+        let url = endpoint_url("x", "http://127.0.0.1:1/", "/oauth/token").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:1/oauth/token");
+        let url = endpoint_url("x", "https://h/base", "api/oauth/token").unwrap();
+        assert_eq!(url.as_str(), "https://h/base/api/oauth/token");
+        assert!(endpoint_url("x", "not a url", "/t").is_err());
+    }
 
     #[test]
     fn only_https_or_loopback_http_is_accepted() {

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod clock;
 pub mod error;
 pub mod http;
+pub mod json_response;
 pub mod provider;
 pub mod redact;
 pub mod standard;
@@ -15,6 +16,7 @@ pub use authorize::{AuthorizeRequest, AuthorizeUrlParams, CallbackParams, Pendin
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, ReauthorizationReason, Result, TransportErrorKind};
 pub use http::{HttpClient, HttpConfig, HttpResponse};
+pub use json_response::JsonResponse;
 pub use provider::{
     AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Context, Provider,
     RefreshPolicy, RefreshTokenProvider,

@@ -40,6 +40,45 @@ where
     }
 }
 
+/// Deserializes an optional identifier sent as a string or a number
+/// (`"42"` or `42` both give `Some("42")`). `null`, missing and `""` are `None`.
+pub fn optional_string_or_number<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StringOrNumber {
+        String(String),
+        Number(serde_json::Number),
+    }
+    Ok(match Option::<StringOrNumber>::deserialize(deserializer)? {
+        None => None,
+        Some(StringOrNumber::String(s)) if s.is_empty() => None,
+        Some(StringOrNumber::String(s)) => Some(s),
+        Some(StringOrNumber::Number(n)) => Some(n.to_string()),
+    })
+}
+
+/// Deserializes an optional scope list sent as a space- or comma-separated
+/// string or as a JSON array of strings.
+pub fn optional_scopes<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ScopeField {
+        Text(String),
+        List(Vec<String>),
+    }
+    Ok(match Option::<ScopeField>::deserialize(deserializer)? {
+        None => None,
+        Some(ScopeField::Text(text)) => Some(split_scopes(&text)),
+        Some(ScopeField::List(list)) => Some(list),
+    })
+}
+
 /// Converts a relative lifetime into an absolute instant.
 ///
 /// `None` and `0` mean "not said" and give `None` (a `0` is a placeholder in
@@ -172,6 +211,26 @@ mod tests {
         assert_eq!(n(r#"{}"#).unwrap(), None);
         assert!(n(r#"{"n": "soon"}"#).is_err());
         assert!(n(r#"{"n": true}"#).is_err());
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Ids {
+        #[serde(default, deserialize_with = "optional_string_or_number")]
+        id: Option<String>,
+        #[serde(default, deserialize_with = "optional_scopes")]
+        scope: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn ids_and_scopes_are_read_leniently() {
+        let ids: Ids = serde_json::from_str(r#"{"id": 42, "scope": "a b"}"#).unwrap();
+        assert_eq!(ids.id.as_deref(), Some("42"));
+        assert_eq!(ids.scope, Some(vec!["a".to_owned(), "b".to_owned()]));
+        let ids: Ids = serde_json::from_str(r#"{"id": "u-1", "scope": ["x"]}"#).unwrap();
+        assert_eq!(ids.id.as_deref(), Some("u-1"));
+        assert_eq!(ids.scope, Some(vec!["x".to_owned()]));
+        let ids: Ids = serde_json::from_str(r#"{"id": null, "scope": null}"#).unwrap();
+        assert!(ids.id.is_none() && ids.scope.is_none());
     }
 
     #[test]

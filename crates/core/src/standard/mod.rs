@@ -1,5 +1,9 @@
 //! A standard (RFC 6749) provider described by data, built on the `oauth2` crate.
 
+mod response;
+
+pub use response::LenientTokenResponse;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -14,10 +18,9 @@ use oauth2::basic::{
 };
 use oauth2::{
     AsyncHttpClient, AuthType, EndpointNotSet, EndpointSet, RequestTokenError,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    StandardRevocableToken,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::authorize::{AuthorizeUrlParams, PendingAuthorization, VerifiedCode};
@@ -41,17 +44,7 @@ pub enum ClientAuth {
     RequestBody,
 }
 
-/// The non-standard fields of a token response, kept for [`Token::extra`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExtraFields {
-    /// The fields, by name.
-    #[serde(flatten)]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl oauth2::ExtraTokenFields for ExtraFields {}
-
-type StandardResponse = StandardTokenResponse<ExtraFields, BasicTokenType>;
+type StandardResponse = LenientTokenResponse;
 type OAuthClient = oauth2::Client<
     BasicErrorResponse,
     StandardResponse,
@@ -246,30 +239,37 @@ impl StandardProvider {
             })
     }
 
-    fn normalize(&self, response: StandardResponse) -> Result<Token> {
+    fn normalize(&self, response: StandardResponse, known_secrets: &[&str]) -> Result<Token> {
         let now = self.context.clock.now();
-        let access = response.access_token().secret();
-        if access.is_empty() {
-            return Err(invalid_response(&self.id, "`access_token` is empty", b"", &[]));
+        let invalid = |reason: String| invalid_response(&self.id, reason, b"", known_secrets);
+        let access = response.access_token.secret();
+        if access.trim().is_empty() {
+            return Err(invalid("`access_token` is empty".to_owned()));
         }
         let mut token = Token::new(self.id.clone(), SecretString::from(access.clone()), now);
-        token.token_type = match response.token_type() {
-            BasicTokenType::Bearer => "Bearer".to_owned(),
-            BasicTokenType::Mac => "MAC".to_owned(),
-            BasicTokenType::Extension(other) => other.clone(),
-        };
+        match &response.token_type {
+            BasicTokenType::Bearer => {}
+            other => {
+                return Err(invalid(format!(
+                    "unsupported `token_type` {:?}: only Bearer tokens can be used",
+                    other.as_ref()
+                )))
+            }
+        }
         token.refresh_token = response
-            .refresh_token()
+            .refresh_token
+            .as_ref()
             .filter(|t| !t.secret().is_empty())
             .map(|t| SecretString::from(t.secret().clone()));
-        let lifetime = response.expires_in().map(|d| d.as_secs_f64());
-        token.expires_at = expiry_from_lifetime("expires_in", lifetime, Duration::from_secs(1), now)
-            .map_err(|reason| invalid_response(&self.id, reason, b"", &[]))?;
+        token.expires_at =
+            expiry_from_lifetime("expires_in", response.expires_in, Duration::from_secs(1), now)
+                .map_err(invalid)?;
         token.scopes = response
-            .scopes()
+            .scopes
+            .as_ref()
             .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
             .unwrap_or_default();
-        token.extra = response.extra_fields().fields.clone();
+        token.extra = response.extra;
         Ok(token)
     }
 
@@ -291,7 +291,7 @@ impl StandardProvider {
     ) -> Result<Token> {
         let meta = recorder.last.lock().map(|m| *m).unwrap_or(None);
         match outcome {
-            Ok(response) => self.normalize(response),
+            Ok(response) => self.normalize(response, known_secrets),
             Err(err) => Err(self.map_error(err, meta, known_secrets)),
         }
     }

@@ -1,0 +1,156 @@
+//! Reading a JSON token response by hand, for adapters whose wire format
+//! the `oauth2` crate cannot speak (HyperSKU's camelCase, the partner's JSON
+//! request). Every adapter maps statuses and bodies to errors the same way.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, ErrorCode};
+use crate::http::HttpResponse;
+use crate::redact::excerpt;
+use crate::token::ProviderId;
+use crate::wire::{describe_json_error, invalid_response};
+
+/// A response from a token endpoint, with what is needed to describe a
+/// failure without leaking a secret.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonResponse<'a> {
+    provider: &'a ProviderId,
+    response: &'a HttpResponse,
+    known_secrets: &'a [&'a str],
+}
+
+impl<'a> JsonResponse<'a> {
+    /// Wraps a response; `known_secrets` (what was sent) are scrubbed from
+    /// every excerpt.
+    pub fn new(
+        provider: &'a ProviderId,
+        response: &'a HttpResponse,
+        known_secrets: &'a [&'a str],
+    ) -> Self {
+        Self {
+            provider,
+            response,
+            known_secrets,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.response.status
+    }
+
+    /// Parses the body as JSON.
+    ///
+    /// A redirect is always an [`Error::HttpStatus`] (token endpoints must
+    /// not redirect); an unparseable body is an [`Error::HttpStatus`] on a
+    /// non-2xx status and an [`Error::InvalidResponse`] on a 2xx one.
+    pub fn json(&self) -> Result<Value, Error> {
+        if (300..400).contains(&self.response.status) {
+            return Err(self.status_error());
+        }
+        match serde_json::from_slice::<Value>(&self.response.body) {
+            Ok(value) => Ok(value),
+            Err(_) if !self.response.is_success() => Err(self.status_error()),
+            Err(err) => Err(self.invalid(describe_json_error(&err))),
+        }
+    }
+
+    /// Decodes a JSON value into `T`, describing failures without quoting values.
+    pub fn decode<T: DeserializeOwned>(&self, value: Value) -> Result<T, Error> {
+        serde_json::from_value(value).map_err(|err| self.invalid(describe_json_error(&err)))
+    }
+
+    /// An RFC 6749 §5.2 error object (`{"error": "...", ...}`), if the body is one.
+    pub fn oauth_error(&self, value: &Value) -> Option<Error> {
+        let code = value.get("error")?.as_str()?;
+        Some(Error::Provider {
+            provider: self.provider.clone(),
+            code: ErrorCode::parse(code),
+            provider_code: None,
+            description: self.text_field(value, "error_description"),
+            status: Some(self.response.status),
+        })
+    }
+
+    /// A string field of `value`, scrubbed of known secrets.
+    pub fn text_field(&self, value: &Value, field: &str) -> Option<String> {
+        value
+            .get(field)
+            .and_then(Value::as_str)
+            .map(|text| excerpt(text.as_bytes(), self.known_secrets))
+    }
+
+    /// [`Error::HttpStatus`] for this response.
+    pub fn status_error(&self) -> Error {
+        Error::HttpStatus {
+            provider: self.provider.clone(),
+            status: self.response.status,
+            retry_after: self.response.retry_after(),
+            excerpt: excerpt(&self.response.body, self.known_secrets),
+        }
+    }
+
+    /// [`Error::InvalidResponse`] for this response.
+    pub fn invalid(&self, reason: impl Into<String>) -> Error {
+        invalid_response(self.provider, reason, &self.response.body, self.known_secrets)
+    }
+
+    /// The error for a body that is neither a token nor a known error shape.
+    pub fn unexpected(&self, reason: impl Into<String>) -> Error {
+        if self.response.is_success() {
+            self.invalid(reason)
+        } else {
+            self.status_error()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    static P: ProviderId = ProviderId::from_static("p");
+
+    fn response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: http::HeaderMap::new(),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn html_error_pages_are_status_errors() {
+        let r = response(502, "<html>502 Bad Gateway</html>");
+        let err = JsonResponse::new(&P, &r, &[]).json().unwrap_err();
+        assert!(matches!(err, Error::HttpStatus { status: 502, .. }));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn a_2xx_non_json_body_is_an_invalid_response() {
+        let r = response(200, "{\"access_token\": \"");
+        let err = JsonResponse::new(&P, &r, &[]).json().unwrap_err();
+        assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn redirects_are_status_errors_even_with_json() {
+        let r = response(302, "{}");
+        let err = JsonResponse::new(&P, &r, &[]).json().unwrap_err();
+        assert!(matches!(err, Error::HttpStatus { status: 302, .. }));
+    }
+
+    #[test]
+    fn oauth_errors_are_provider_errors_with_scrubbed_descriptions() {
+        let r = response(400, r#"{"error":"invalid_grant","error_description":"code abc123secret spent"}"#);
+        let json = JsonResponse::new(&P, &r, &["abc123secret"]);
+        let value = json.json().unwrap();
+        let err = json.oauth_error(&value).unwrap();
+        assert!(matches!(&err, Error::Provider { code: ErrorCode::InvalidGrant, status: Some(400), .. }));
+        assert!(!err.to_string().contains("abc123secret"), "{err}");
+    }
+}

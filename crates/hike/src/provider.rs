@@ -1,0 +1,82 @@
+//! The Hike adapter's capabilities: authorization code and refresh.
+
+use async_trait::async_trait;
+use oauth2_adapters_core::{
+    AuthorizationCodeProvider, AuthorizeUrlParams, ClientCredentials, Context,
+    PendingAuthorization, Provider, ProviderId, RefreshPolicy, RefreshTokenProvider, Result,
+    SecretString, StandardProvider, Token, VerifiedCode,
+};
+use url::Url;
+
+use crate::config::HikeBuilder;
+use crate::wire::settle_expiry;
+
+/// The Hike adapter. Tokens are issued per store; a refresh rotates the
+/// refresh token (the new one replaces the old, see
+/// [`RefreshTokenProvider::refresh`]).
+#[derive(Debug, Clone)]
+pub struct Hike {
+    standard: StandardProvider,
+}
+
+impl Hike {
+    /// Starts configuring the adapter with the app's `App Id` and `App Secret`.
+    pub fn builder(credentials: ClientCredentials) -> HikeBuilder {
+        HikeBuilder::new(credentials)
+    }
+
+    pub(crate) fn from_standard(standard: StandardProvider) -> Self {
+        Self { standard }
+    }
+
+    fn finish(&self, mut token: Token) -> Token {
+        settle_expiry(&mut token, self.context().clock.now());
+        token
+    }
+}
+
+impl Provider for Hike {
+    fn id(&self) -> &ProviderId {
+        self.standard.id()
+    }
+
+    fn refresh_policy(&self) -> RefreshPolicy {
+        RefreshPolicy::RefreshToken
+    }
+
+    fn context(&self) -> &Context {
+        self.standard.context()
+    }
+}
+
+#[async_trait]
+impl AuthorizationCodeProvider for Hike {
+    fn default_scopes(&self) -> Vec<String> {
+        self.standard.default_scopes()
+    }
+
+    fn uses_pkce(&self) -> bool {
+        self.standard.uses_pkce()
+    }
+
+    fn authorization_url(&self, params: &AuthorizeUrlParams<'_>) -> Result<Url> {
+        self.standard.authorization_url(params)
+    }
+
+    async fn exchange_verified_code(
+        &self,
+        code: VerifiedCode,
+        pending: &PendingAuthorization,
+    ) -> Result<Token> {
+        let token = self.standard.exchange_verified_code(code, pending).await?;
+        Ok(self.finish(token))
+    }
+}
+
+#[async_trait]
+impl RefreshTokenProvider for Hike {
+    async fn request_refresh(&self, refresh_token: &SecretString) -> Result<Token> {
+        let token = self.standard.request_refresh(refresh_token).await?;
+        Ok(self.finish(token))
+    }
+}
