@@ -27,4 +27,4 @@ pub use provider::Hike;
 use oauth2_adapters_core::ProviderId;
 
 /// The id recorded in every Hike token.
-pub const PROVIDER_ID: ProviderId = ProviderId::from_static("hike");
+pub static PROVIDER_ID: ProviderId = ProviderId::from_static("hike");

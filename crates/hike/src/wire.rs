@@ -47,7 +47,7 @@ mod tests {
 
     fn token(expires_in: Option<u64>, expires: Option<Value>) -> Token {
         let now = UNIX_EPOCH + Duration::from_secs(NOW);
-        let mut token = Token::new(PROVIDER_ID, SecretString::from("a"), now);
+        let mut token = Token::new(PROVIDER_ID.clone(), SecretString::from("a"), now);
         token.expires_at = expires_in.map(|s| now + Duration::from_secs(s));
         if let Some(expires) = expires {
             token.extra.insert(ABSOLUTE_EXPIRES_FIELD.into(), expires);

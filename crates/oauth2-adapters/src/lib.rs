@@ -1,1 +1,28 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub use oauth2_adapters_core::*;
+
+/// The HyperSKU adapter (feature `hypersku`).
+#[cfg(feature = "hypersku")]
+pub mod hypersku {
+    pub use oauth2_adapters_hypersku::*;
+}
+
+/// The Hike adapter (feature `hike`).
+#[cfg(feature = "hike")]
+pub mod hike {
+    pub use oauth2_adapters_hike::*;
+}
+
+/// The partner bookings API adapter (feature `partner`).
+#[cfg(feature = "partner")]
+pub mod partner {
+    pub use oauth2_adapters_partner::*;
+}
+
+/// Mock provider servers for tests (feature `testkit`).
+#[cfg(feature = "testkit")]
+pub mod testkit {
+    pub use oauth2_adapters_testkit::*;
+}

@@ -1,0 +1,234 @@
+//! HyperSKU's endpoints, and every assumption about what its docs leave unsaid.
+
+use std::time::Duration;
+
+use oauth2_adapters_core::http::{endpoint_url, parse_url, require_secure_endpoint};
+use oauth2_adapters_core::{ClientCredentials, Context, Error, Result, SecretString};
+
+use crate::provider::HyperSku;
+
+/// The documented authorize page (on the app host, not the API host).
+pub const DEFAULT_AUTHORIZE_URL: &str = "https://app.hypersku.com/application/auth";
+/// The documented API host.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.hypersku.com";
+/// The documented code-exchange path.
+pub const DEFAULT_ACCESS_TOKEN_PATH: &str = "/api/auth/admin/token/access_token";
+/// The refresh path: an assumption (the docs name a `refreshToken` call but not its path).
+pub const DEFAULT_REFRESH_TOKEN_PATH: &str = "/api/auth/admin/token/refresh_token";
+/// The documented scope.
+pub const DEFAULT_SCOPE: &str = "oms";
+/// Envelope `code` values that mean success (an assumption).
+pub const DEFAULT_SUCCESS_CODES: &[i64] = &[0, 200];
+/// Business codes that mean "this code or refresh token is invalid" (an
+/// assumption: `60025` is the one non-HTTP code the docs list for the token call).
+pub const DEFAULT_INVALID_GRANT_CODES: &[i64] = &[60025];
+
+/// The JSON field names of the exchange and refresh bodies, which HyperSKU's
+/// docs do not show. The defaults follow the platform's camelCase.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyFieldNames {
+    /// Default `clientId`.
+    pub client_id: String,
+    /// Default `clientSecret`.
+    pub client_secret: String,
+    /// Default `code`.
+    pub code: String,
+    /// Default `redirectUri`.
+    pub redirect_uri: String,
+    /// Default `refreshToken`.
+    pub refresh_token: String,
+    /// Default `Some("grantType")`; `None` sends no grant type.
+    pub grant_type: Option<String>,
+}
+
+impl Default for BodyFieldNames {
+    fn default() -> Self {
+        Self {
+            client_id: "clientId".into(),
+            client_secret: "clientSecret".into(),
+            code: "code".into(),
+            redirect_uri: "redirectUri".into(),
+            refresh_token: "refreshToken".into(),
+            grant_type: Some("grantType".into()),
+        }
+    }
+}
+
+impl BodyFieldNames {
+    /// snake_case names (`client_id`, `grant_type`, …), for a server that expects them.
+    pub fn snake_case() -> Self {
+        Self {
+            client_id: "client_id".into(),
+            client_secret: "client_secret".into(),
+            code: "code".into(),
+            redirect_uri: "redirect_uri".into(),
+            refresh_token: "refresh_token".into(),
+            grant_type: Some("grant_type".into()),
+        }
+    }
+}
+
+/// The unit of `expiresIn` and `refreshTokenExpireIn` (undocumented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpiryUnit {
+    /// Seconds (the default, as in RFC 6749).
+    #[default]
+    Seconds,
+    /// Milliseconds.
+    Milliseconds,
+}
+
+impl ExpiryUnit {
+    pub(crate) fn duration(self) -> Duration {
+        match self {
+            Self::Seconds => Duration::from_secs(1),
+            Self::Milliseconds => Duration::from_millis(1),
+        }
+    }
+}
+
+/// Configures a [`HyperSku`] adapter.
+#[derive(Debug, Clone)]
+pub struct HyperSkuBuilder {
+    pub(crate) credentials: ClientCredentials,
+    authorize_url: String,
+    api_base_url: String,
+    access_token_path: String,
+    refresh_token_path: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) field_names: BodyFieldNames,
+    pub(crate) expiry_unit: ExpiryUnit,
+    pub(crate) api_key: Option<SecretString>,
+    pub(crate) success_codes: Vec<i64>,
+    pub(crate) invalid_grant_codes: Vec<i64>,
+    context: Option<Context>,
+}
+
+/// The validated endpoints.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoints {
+    pub authorize: url::Url,
+    pub access_token: url::Url,
+    pub refresh_token: url::Url,
+}
+
+impl HyperSkuBuilder {
+    pub(crate) fn new(credentials: ClientCredentials) -> Self {
+        Self {
+            credentials,
+            authorize_url: DEFAULT_AUTHORIZE_URL.into(),
+            api_base_url: DEFAULT_API_BASE_URL.into(),
+            access_token_path: DEFAULT_ACCESS_TOKEN_PATH.into(),
+            refresh_token_path: DEFAULT_REFRESH_TOKEN_PATH.into(),
+            scopes: vec![DEFAULT_SCOPE.into()],
+            field_names: BodyFieldNames::default(),
+            expiry_unit: ExpiryUnit::default(),
+            api_key: None,
+            success_codes: DEFAULT_SUCCESS_CODES.to_vec(),
+            invalid_grant_codes: DEFAULT_INVALID_GRANT_CODES.to_vec(),
+            context: None,
+        }
+    }
+
+    /// The authorize page (default [`DEFAULT_AUTHORIZE_URL`]).
+    pub fn authorize_url(mut self, url: impl Into<String>) -> Self {
+        self.authorize_url = url.into();
+        self
+    }
+
+    /// The API host the token paths are joined to (default [`DEFAULT_API_BASE_URL`]).
+    pub fn api_base_url(mut self, url: impl Into<String>) -> Self {
+        self.api_base_url = url.into();
+        self
+    }
+
+    /// Points both the authorize page and the API at one host (the testkit's mock).
+    pub fn base_url(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        let authorize = format!("{}/application/auth", url.trim_end_matches('/'));
+        self.authorize_url(authorize).api_base_url(url)
+    }
+
+    /// The code-exchange path (default [`DEFAULT_ACCESS_TOKEN_PATH`]).
+    pub fn access_token_path(mut self, path: impl Into<String>) -> Self {
+        self.access_token_path = path.into();
+        self
+    }
+
+    /// The refresh path (default [`DEFAULT_REFRESH_TOKEN_PATH`]).
+    pub fn refresh_token_path(mut self, path: impl Into<String>) -> Self {
+        self.refresh_token_path = path.into();
+        self
+    }
+
+    /// The scopes asked for by default (default `["oms"]`; sent space-separated).
+    pub fn default_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The JSON field names of the token bodies (default: camelCase).
+    pub fn body_field_names(mut self, names: BodyFieldNames) -> Self {
+        self.field_names = names;
+        self
+    }
+
+    /// The unit of `expiresIn` / `refreshTokenExpireIn` (default seconds).
+    pub fn expiry_unit(mut self, unit: ExpiryUnit) -> Self {
+        self.expiry_unit = unit;
+        self
+    }
+
+    /// Sends `Authorization: <API key>` on token calls (the docs' other option).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// Envelope `code` values that mean success (default [`DEFAULT_SUCCESS_CODES`]).
+    pub fn success_codes(mut self, codes: impl Into<Vec<i64>>) -> Self {
+        self.success_codes = codes.into();
+        self
+    }
+
+    /// Business codes meaning the code or refresh token is invalid
+    /// (default [`DEFAULT_INVALID_GRANT_CODES`]); a refresh rejected with
+    /// one of them requires re-authorization.
+    pub fn invalid_grant_codes(mut self, codes: impl Into<Vec<i64>>) -> Self {
+        self.invalid_grant_codes = codes.into();
+        self
+    }
+
+    /// Uses this HTTP client and clock instead of the defaults.
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// Validates the configuration and builds the adapter.
+    pub fn build(self) -> Result<HyperSku> {
+        if self.credentials.client_id.is_empty() {
+            return Err(Error::configuration("HyperSKU's client id is empty"));
+        }
+        if self.scopes.is_empty() {
+            return Err(Error::configuration("HyperSKU requires a scope (e.g. `oms`)"));
+        }
+        let endpoints = Endpoints {
+            authorize: parse_url("HyperSKU's authorize URL", &self.authorize_url)?,
+            access_token: endpoint_url("HyperSKU's token URL", &self.api_base_url, &self.access_token_path)?,
+            refresh_token: endpoint_url("HyperSKU's refresh URL", &self.api_base_url, &self.refresh_token_path)?,
+        };
+        require_secure_endpoint("HyperSKU's token URL", &endpoints.access_token)?;
+        require_secure_endpoint("HyperSKU's refresh URL", &endpoints.refresh_token)?;
+        let context = match &self.context {
+            Some(context) => context.clone(),
+            None => Context::new()?,
+        };
+        Ok(HyperSku::new(self, endpoints, context))
+    }
+}

@@ -1,0 +1,95 @@
+//! The registration and lifetimes a mock is started with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth2_adapters_core::{Clock, SystemClock};
+
+/// How a mock provider is set up: the one registered client, its redirect
+/// URI, token lifetimes and the clock that drives every expiry.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use oauth2_adapters_core::ManualClock;
+/// use oauth2_adapters_testkit::MockConfig;
+///
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// let config = MockConfig::default()
+///     .with_redirect_uri("http://127.0.0.1:9000/cb")
+///     .with_access_token_lifetime(Duration::from_secs(60))
+///     .with_clock(Arc::new(clock));
+/// assert_eq!(config.client_id, "test-client-id");
+/// ```
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    /// The registered client id (default `"test-client-id"`).
+    pub client_id: String,
+    /// The registered client secret (default `"test-client-secret-0123456789"`).
+    pub client_secret: String,
+    /// The registered redirect URI (default `"http://127.0.0.1:8976/callback"`).
+    /// Authorize requests and code exchanges must send exactly this string.
+    pub redirect_uri: String,
+    /// Lifetime of issued access tokens (default 3600 s).
+    pub access_token_lifetime: Duration,
+    /// Lifetime of issued refresh tokens (default 30 days). HyperSKU reports
+    /// it as `refreshTokenExpireIn`; Hike does not report it but the mock
+    /// still rejects a refresh token older than this.
+    pub refresh_token_lifetime: Duration,
+    /// The clock used for code expiry (10 minutes), token issue times,
+    /// Hike's `expires` and the partner JWT's `iat`/`nbf`/`exp`
+    /// (default [`SystemClock`]).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "test-client-id".to_owned(),
+            client_secret: "test-client-secret-0123456789".to_owned(),
+            redirect_uri: "http://127.0.0.1:8976/callback".to_owned(),
+            access_token_lifetime: Duration::from_secs(3600),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl MockConfig {
+    /// Sets [`MockConfig::redirect_uri`].
+    pub fn with_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = uri.into();
+        self
+    }
+
+    /// Sets [`MockConfig::clock`] (e.g. a shared
+    /// [`ManualClock`](oauth2_adapters_core::ManualClock)).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets [`MockConfig::access_token_lifetime`].
+    pub fn with_access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets [`MockConfig::refresh_token_lifetime`].
+    pub fn with_refresh_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets [`MockConfig::client_id`].
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = client_id.into();
+        self
+    }
+
+    /// Sets [`MockConfig::client_secret`].
+    pub fn with_client_secret(mut self, client_secret: impl Into<String>) -> Self {
+        self.client_secret = client_secret.into();
+        self
+    }
+}

@@ -1,0 +1,153 @@
+//! One-shot misbehaviours and persistent response-shape switches.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+
+/// A one-shot misbehaviour applied to the next token-endpoint request.
+///
+/// Faults are queued FIFO with [`MockProvider::push_fault`](crate::MockProvider::push_fault);
+/// each token request pops at most one. Authorize requests never pop a fault.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status and a small JSON error body in the provider's
+    /// error shape. The grant is not processed (the code or refresh token
+    /// stays usable).
+    Status(u16),
+    /// Answer with exactly this status, content type and body (e.g. an HTML
+    /// 502 page from a proxy). The grant is not processed.
+    StatusWithBody {
+        /// The HTTP status.
+        status: u16,
+        /// The `Content-Type` header value.
+        content_type: String,
+        /// The body, sent as is.
+        body: String,
+    },
+    /// Answer with this status (e.g. 429 or 503), a `Retry-After: seconds`
+    /// header and a small JSON error body. The grant is not processed.
+    RetryAfter {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` value, in seconds.
+        seconds: u64,
+    },
+    /// Sleep this long (real time), then answer normally (the grant is processed).
+    Delay(Duration),
+    /// Answer 200 with a truncated JSON body (`{"access_token": "`).
+    /// The grant is not processed.
+    MalformedBody,
+    /// Answer `302 Found` with this `Location`. The grant is not processed.
+    Redirect(String),
+}
+
+/// Persistent response-shape switches (all off by default), set with
+/// [`MockProvider::set_style`](crate::MockProvider::set_style).
+///
+/// ```
+/// use oauth2_adapters_testkit::ResponseStyle;
+/// let style = ResponseStyle { string_numbers: true, ..ResponseStyle::default() };
+/// assert!(!style.envelope);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResponseStyle {
+    /// HyperSKU only: wrap success bodies as
+    /// `{"code": 200, "msg": "success", "data": {...}}` (error bodies are
+    /// always `{"code": 60025, "msg": "...", "data": null}`-shaped).
+    pub envelope: bool,
+    /// Send numeric fields (`expiresIn`, `refreshTokenExpireIn`,
+    /// `expires_in`, `expires`) as JSON strings, e.g. `"3600"`.
+    pub string_numbers: bool,
+    /// Partner: omit `expires_in` (the client must read the JWT `exp`).
+    /// Hike: omit `expires_in` (the client falls back to `expires`).
+    pub omit_expires_in: bool,
+}
+
+impl ResponseStyle {
+    /// `n` as a JSON number, or as a JSON string when `string_numbers` is set.
+    pub(crate) fn number(&self, n: u64) -> serde_json::Value {
+        if self.string_numbers {
+            serde_json::Value::String(n.to_string())
+        } else {
+            serde_json::Value::from(n)
+        }
+    }
+}
+
+/// Applies `fault` (if any). `Some(response)` means "answer this and do not
+/// process the grant"; `None` means "process the request normally" (after
+/// the delay, for [`Fault::Delay`]). `error_body` builds the provider's
+/// JSON error body for a status.
+pub(crate) async fn apply(
+    fault: Option<Fault>,
+    error_body: fn(u16) -> serde_json::Value,
+) -> Option<Response> {
+    let fault = fault?;
+    tracing::debug!(?fault, "mock: applying fault");
+    match fault {
+        Fault::Status(status) => Some(json_error(status, error_body)),
+        Fault::StatusWithBody {
+            status,
+            content_type,
+            body,
+        } => {
+            let mut response = (status_code(status), body).into_response();
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            Some(response)
+        }
+        Fault::RetryAfter { status, seconds } => {
+            let mut response = json_error(status, error_body);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            Some(response)
+        }
+        Fault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        Fault::MalformedBody => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"access_token": ""#,
+            )
+                .into_response(),
+        ),
+        Fault::Redirect(location) => {
+            let mut response = StatusCode::FOUND.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            Some(response)
+        }
+    }
+}
+
+fn json_error(status: u16, error_body: fn(u16) -> serde_json::Value) -> Response {
+    super::http::json_response(status_code(status), &error_body(status))
+}
+
+/// `status` as a [`StatusCode`], 500 if it is not a valid one.
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The RFC 6749 §5.2-style error body used by Hike and the partner for a
+/// fault status.
+pub(crate) fn rfc6749_fault_body(status: u16) -> serde_json::Value {
+    let error = match status {
+        400 => "invalid_request",
+        401 => "invalid_client",
+        429 | 503 => "temporarily_unavailable",
+        _ => "server_error",
+    };
+    serde_json::json!({
+        "error": error,
+        "error_description": format!("mock fault: HTTP {status}"),
+    })
+}

@@ -1,0 +1,110 @@
+//! What the three mocks share: configuration, recording, faults, the
+//! server, grants and the consent page.
+
+pub(crate) mod config;
+pub(crate) mod consent;
+pub(crate) mod faults;
+pub(crate) mod grants;
+pub(crate) mod http;
+pub(crate) mod recording;
+pub(crate) mod server;
+
+pub use config::MockConfig;
+pub use faults::{Fault, ResponseStyle};
+pub use recording::RecordedRequest;
+
+use url::Url;
+
+/// Why starting a mock or driving its authorize endpoint failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockError {
+    /// Binding `127.0.0.1:0` failed.
+    #[error("could not bind the mock server to 127.0.0.1: {0}")]
+    Bind(#[source] std::io::Error),
+    /// The HTTP request to the mock failed.
+    #[error("request to the mock failed: {0}")]
+    Http(String),
+    /// The authorize endpoint answered without a redirect (e.g. the 400
+    /// page for invalid parameters).
+    #[error("the authorize endpoint answered {status} instead of a redirect: {body}")]
+    NoRedirect {
+        /// The HTTP status received.
+        status: u16,
+        /// The response body (usually the HTML error page).
+        body: String,
+    },
+    /// The `Location` header was not a valid absolute URL.
+    #[error("the authorize endpoint redirected to an invalid location: {0}")]
+    BadLocation(String),
+    /// The URL given to `approve` / `deny` does not point at this mock's
+    /// authorize endpoint.
+    #[error("the authorize URL {got} does not point at the mock's authorize endpoint {expected}")]
+    WrongEndpoint {
+        /// The mock's authorize endpoint.
+        expected: String,
+        /// The URL that was given.
+        got: String,
+    },
+}
+
+/// What every mock offers; the behaviour suites are generic over it.
+pub trait MockProvider: Send + Sync {
+    /// The server's root, `http://127.0.0.1:PORT/`: configure the adapter's
+    /// base URL with it.
+    fn base_url(&self) -> Url;
+    /// The configuration the mock was started with.
+    fn config(&self) -> &MockConfig;
+    /// Every request received (all endpoints), in order.
+    fn requests(&self) -> Vec<RecordedRequest>;
+    /// Only the requests to a token endpoint (exchange, refresh, client
+    /// credentials), in order.
+    fn token_requests(&self) -> Vec<RecordedRequest>;
+    /// Forgets the recorded requests.
+    fn clear_requests(&self);
+    /// Queues a one-shot [`Fault`] for a coming token request (FIFO).
+    fn push_fault(&self, fault: Fault);
+    /// Sets the persistent [`ResponseStyle`].
+    fn set_style(&self, style: ResponseStyle);
+    /// Whether the refresh token would be accepted now: false for spent
+    /// (rotated), unknown or expired ones. Always false for the partner.
+    fn is_refresh_token_valid(&self, refresh_token: &str) -> bool;
+    /// How many access tokens were issued in total.
+    fn issued_access_tokens(&self) -> usize;
+}
+
+/// Implements [`MockProvider`] for a handle with a `core: Arc<MockCore>` field.
+macro_rules! impl_mock_provider {
+    ($ty:ty) => {
+        impl $crate::MockProvider for $ty {
+            fn base_url(&self) -> ::url::Url {
+                self.core.base_url()
+            }
+            fn config(&self) -> &$crate::MockConfig {
+                self.core.config()
+            }
+            fn requests(&self) -> Vec<$crate::RecordedRequest> {
+                self.core.requests()
+            }
+            fn token_requests(&self) -> Vec<$crate::RecordedRequest> {
+                self.core.token_requests()
+            }
+            fn clear_requests(&self) {
+                self.core.clear_requests()
+            }
+            fn push_fault(&self, fault: $crate::Fault) {
+                self.core.push_fault(fault)
+            }
+            fn set_style(&self, style: $crate::ResponseStyle) {
+                self.core.set_style(style)
+            }
+            fn is_refresh_token_valid(&self, refresh_token: &str) -> bool {
+                self.core.is_refresh_token_valid(refresh_token)
+            }
+            fn issued_access_tokens(&self) -> usize {
+                self.core.issued_access_tokens()
+            }
+        }
+    };
+}
+pub(crate) use impl_mock_provider;
