@@ -1,1 +1,58 @@
-//! placeholder
+//! Mock HyperSKU, Hike and partner OAuth2 servers for tests and examples.
+//!
+//! Each mock is an [axum] server bound to `127.0.0.1` on a free port,
+//! started in-process on the current tokio runtime. It follows its
+//! provider's documentation (endpoint paths, parameter names, body
+//! encodings, response and error shapes), keeps real grant state
+//! (single-use codes valid 10 minutes, rotating refresh tokens) and records
+//! every request it receives.
+//!
+//! | mock | flow | endpoints |
+//! |---|---|---|
+//! | [`HyperSkuMock`] | authorization code + refresh, camelCase JSON | [`hypersku`] |
+//! | [`HikeMock`] | RFC 6749 authorization code + refresh, form-encoded | [`hike`] |
+//! | [`PartnerMock`] | client credentials, JSON, JWT access token, no refresh | [`partner`] |
+//!
+//! Point an adapter at [`MockProvider::base_url`], drive the authorize step
+//! without a browser with `approve` / `deny` (they return the callback URL
+//! the provider would redirect to), and inspect what the adapter sent with
+//! [`MockProvider::requests`] / [`MockProvider::token_requests`].
+//! [`MockProvider::push_fault`] queues one-shot misbehaviours (error
+//! statuses, HTML bodies, `Retry-After`, delays, truncated JSON, redirects)
+//! and [`MockProvider::set_style`] switches response shapes (HyperSKU's
+//! envelope, numbers as strings, a missing `expires_in`). Time comes from
+//! [`MockConfig::clock`], so a shared
+//! [`ManualClock`](oauth2_adapters_core::ManualClock) lets tests expire
+//! codes and tokens without sleeping.
+//!
+//! ```
+//! use oauth2_adapters_testkit::{HikeMock, MockConfig, MockProvider};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mock = HikeMock::start(MockConfig::default()).await?;
+//! // An adapter would build this URL from `mock.base_url()`.
+//! let authorize = mock.build_authorize_url(Some("xyz"));
+//! let callback = mock.approve(&authorize).await?;
+//! assert!(callback.as_str().starts_with("http://127.0.0.1:8976/callback?code="));
+//! assert!(callback.as_str().ends_with("&state=xyz"));
+//! assert_eq!(mock.requests().len(), 1);
+//! mock.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Recorded requests only keep the `accept`, `authorization` and
+//! `content-type` headers, so they snapshot well once secrets are replaced
+//! with [`RecordedRequest::redacted`].
+#![deny(missing_docs)]
+
+mod common;
+pub mod hike;
+pub mod hypersku;
+pub mod partner;
+
+pub use common::{Fault, MockConfig, MockError, MockProvider, RecordedRequest, ResponseStyle};
+pub use hike::HikeMock;
+pub use hypersku::HyperSkuMock;
+pub use partner::PartnerMock;
