@@ -26,3 +26,8 @@ pub mod partner {
 pub mod testkit {
     pub use oauth2_adapters_testkit::*;
 }
+
+/// Compiles the workspace README's code blocks as doc tests, so they cannot rot.
+#[cfg(all(doctest, feature = "hike", feature = "partner"))]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadmeDoctests;
