@@ -20,7 +20,9 @@
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::testkit::{HyperSkuMock, MockConfig, MockProvider};
 use oauth2_adapters::{ClientCredentials, RefreshTokenProvider};
-use oauth2_adapters_examples::{env_var, sandbox_requested, sign_in, token_table, Approver, BoxError, CallbackServer};
+use oauth2_adapters_examples::{
+    env_var, sandbox_requested, sign_in, token_table, Approver, BoxError, CallbackServer,
+};
 
 const DEFAULT_PORT: u16 = 8976;
 
@@ -36,8 +38,13 @@ async fn main() -> Result<(), BoxError> {
     let (provider, approver, _mock) = if sandbox {
         let config = MockConfig::default().with_redirect_uri(callback.redirect_uri().as_str());
         let mock = HyperSkuMock::start(config).await?;
-        let credentials = ClientCredentials::new(mock.config().client_id.clone(), mock.config().client_secret.clone());
-        let provider = HyperSku::builder(credentials).base_url(mock.base_url().as_str()).build()?;
+        let credentials = ClientCredentials::new(
+            mock.config().client_id.clone(),
+            mock.config().client_secret.clone(),
+        );
+        let provider = HyperSku::builder(credentials)
+            .base_url(mock.base_url().as_str())
+            .build()?;
         let approving = mock.clone();
         let approver = Approver::Sandbox(Box::new(move |url| {
             let mock = approving.clone();
@@ -45,8 +52,15 @@ async fn main() -> Result<(), BoxError> {
         }));
         (provider, approver, Some(mock))
     } else {
-        let credentials = ClientCredentials::new(env_var("HYPERSKU_CLIENT_ID")?, env_var("HYPERSKU_CLIENT_SECRET")?);
-        (HyperSku::builder(credentials).build()?, Approver::Person, None)
+        let credentials = ClientCredentials::new(
+            env_var("HYPERSKU_CLIENT_ID")?,
+            env_var("HYPERSKU_CLIENT_SECRET")?,
+        );
+        (
+            HyperSku::builder(credentials).build()?,
+            Approver::Person,
+            None,
+        )
     };
 
     let token = sign_in(&provider, &mut callback, &approver).await?;

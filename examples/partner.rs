@@ -23,12 +23,22 @@ use oauth2_adapters_examples::{env_var, sandbox_requested, token_table, BoxError
 async fn main() -> Result<(), BoxError> {
     let (provider, _mock) = if sandbox_requested() {
         let mock = PartnerMock::start(MockConfig::default()).await?;
-        let credentials = ClientCredentials::new(mock.config().client_id.clone(), mock.config().client_secret.clone());
-        let provider = Partner::builder(credentials).base_url(mock.base_url().as_str()).build()?;
+        let credentials = ClientCredentials::new(
+            mock.config().client_id.clone(),
+            mock.config().client_secret.clone(),
+        );
+        let provider = Partner::builder(credentials)
+            .base_url(mock.base_url().as_str())
+            .build()?;
         (provider, Some(mock))
     } else {
-        let credentials = ClientCredentials::new(env_var("PARTNER_CLIENT_ID")?, env_var("PARTNER_CLIENT_SECRET")?);
-        let provider = Partner::builder(credentials).base_url(env_var("PARTNER_BASE_URL")?).build()?;
+        let credentials = ClientCredentials::new(
+            env_var("PARTNER_CLIENT_ID")?,
+            env_var("PARTNER_CLIENT_SECRET")?,
+        );
+        let provider = Partner::builder(credentials)
+            .base_url(env_var("PARTNER_BASE_URL")?)
+            .build()?;
         (provider, None)
     };
     let token = provider.client_credentials(&[]).await?;

@@ -34,7 +34,9 @@ async fn hypersku() -> Result<Vec<(String, Token)>, BoxError> {
         .build()?;
     let (url, pending) = provider.authorize(AuthorizeRequest::new(REDIRECT_URI)?)?;
     let callback = mock.approve(&url).await?;
-    let token = provider.handle_callback(CallbackParams::from_url(&callback)?, pending).await?;
+    let token = provider
+        .handle_callback(CallbackParams::from_url(&callback)?, pending)
+        .await?;
     let refreshed = provider.refresh(&token).await?;
     Ok(vec![
         ("HyperSKU: authorization code".into(), token),
@@ -49,9 +51,14 @@ async fn hike() -> Result<Vec<(String, Token)>, BoxError> {
         .build()?;
     let (url, pending) = provider.authorize(AuthorizeRequest::new(REDIRECT_URI)?)?;
     let callback = mock.approve(&url).await?;
-    let token = provider.handle_callback(CallbackParams::from_url(&callback)?, pending).await?;
+    let token = provider
+        .handle_callback(CallbackParams::from_url(&callback)?, pending)
+        .await?;
     let refreshed = provider.refresh(&token).await?;
-    let old = token.refresh_token.as_ref().ok_or("Hike issued no refresh token")?;
+    let old = token
+        .refresh_token
+        .as_ref()
+        .ok_or("Hike issued no refresh token")?;
     if mock.is_refresh_token_valid(old.expose_secret()) {
         return Err("Hike's old refresh token should have been rotated out".into());
     }
@@ -96,7 +103,11 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
-    println!("{} of {} flows succeeded", flows.len() - failed, flows.len());
+    println!(
+        "{} of {} flows succeeded",
+        flows.len() - failed,
+        flows.len()
+    );
     if failed == 0 {
         std::process::ExitCode::SUCCESS
     } else {

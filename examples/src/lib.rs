@@ -41,7 +41,10 @@ pub fn token_table(title: &str, token: &Token) -> String {
             ),
         ),
         ("expires at".into(), time_or_unknown(token.expires_at)),
-        ("refresh expires at".into(), time_or_unknown(token.refresh_expires_at)),
+        (
+            "refresh expires at".into(),
+            time_or_unknown(token.refresh_expires_at),
+        ),
         ("scopes".into(), token.scopes.join(" ")),
         (
             "subject".into(),
@@ -118,13 +121,17 @@ impl Drop for CallbackServer {
     }
 }
 
+/// Approves an authorize URL and returns the provider's redirect (the testkit's `approve`).
+pub type ApproveFn =
+    Box<dyn Fn(Url) -> Pin<Box<dyn Future<Output = Result<Url, BoxError>> + Send>> + Send + Sync>;
+
 /// Who approves the authorization: a person in a browser, or the testkit.
 pub enum Approver {
     /// Print the URL and wait for a person to sign in.
     Person,
     /// Ask the testkit's mock to approve, then follow its redirect to the
     /// callback server as a browser would.
-    Sandbox(Box<dyn Fn(Url) -> Pin<Box<dyn Future<Output = Result<Url, BoxError>> + Send>> + Send + Sync>),
+    Sandbox(ApproveFn),
 }
 
 /// Runs the authorization code flow through a real callback server: build
@@ -155,7 +162,8 @@ where
 
 /// Reads a required environment variable, naming it in the error.
 pub fn env_var(name: &str) -> Result<String, BoxError> {
-    std::env::var(name).map_err(|_| format!("set the environment variable {name} (or pass --sandbox)").into())
+    std::env::var(name)
+        .map_err(|_| format!("set the environment variable {name} (or pass --sandbox)").into())
 }
 
 /// True when the command line has `--sandbox`.

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockError, MockProvider, PartnerMock};
+use oauth2_adapters::testkit::{
+    HikeMock, HyperSkuMock, MockConfig, MockError, MockProvider, PartnerMock,
+};
 use oauth2_adapters::{ClientCredentials, Context, HttpConfig, ManualClock};
 use url::Url;
 
@@ -54,7 +56,10 @@ pub fn context(clock: &ManualClock) -> Context {
 
 /// The mock's registered credentials.
 pub fn credentials(mock: &dyn MockProvider) -> ClientCredentials {
-    ClientCredentials::new(mock.config().client_id.clone(), mock.config().client_secret.clone())
+    ClientCredentials::new(
+        mock.config().client_id.clone(),
+        mock.config().client_secret.clone(),
+    )
 }
 
 /// HyperSKU against its mock.
@@ -66,7 +71,11 @@ pub async fn hypersku() -> Fixture<HyperSku, HyperSkuMock> {
         .context(context(&clock))
         .build()
         .expect("the adapter builds");
-    Fixture { provider, mock, clock }
+    Fixture {
+        provider,
+        mock,
+        clock,
+    }
 }
 
 /// Hike against its mock.
@@ -78,7 +87,11 @@ pub async fn hike() -> Fixture<Hike, HikeMock> {
         .context(context(&clock))
         .build()
         .expect("the adapter builds");
-    Fixture { provider, mock, clock }
+    Fixture {
+        provider,
+        mock,
+        clock,
+    }
 }
 
 /// The partner API against its mock.
@@ -90,7 +103,11 @@ pub async fn partner() -> Fixture<Partner, PartnerMock> {
         .context(context(&clock))
         .build()
         .expect("the adapter builds");
-    Fixture { provider, mock, clock }
+    Fixture {
+        provider,
+        mock,
+        clock,
+    }
 }
 
 /// A mock with an authorize page: approval and denial without a browser.

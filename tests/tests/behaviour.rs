@@ -4,7 +4,10 @@
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::testkit::{Fault, MockProvider, ResponseStyle};
-use oauth2_adapters::{ClientCredentials, ClientCredentialsProvider, Error, ErrorCode, RefreshPolicy, Provider, TransportErrorKind};
+use oauth2_adapters::{
+    ClientCredentials, ClientCredentialsProvider, Error, ErrorCode, Provider, RefreshPolicy,
+    TransportErrorKind,
+};
 use oauth2_adapters_tests::code_flow::{self, sign_in};
 use oauth2_adapters_tests::{context, credentials, START_UNIX};
 
@@ -95,7 +98,11 @@ mod hypersku_quirks {
     #[tokio::test]
     async fn an_enveloped_response_is_unwrapped() {
         let fx = oauth2_adapters_tests::hypersku().await;
-        fx.mock.set_style(ResponseStyle { envelope: true, string_numbers: true, ..Default::default() });
+        fx.mock.set_style(ResponseStyle {
+            envelope: true,
+            string_numbers: true,
+            ..Default::default()
+        });
         let token = sign_in(&fx).await.expect("signed in");
         assert_eq!(token.subject.as_deref(), Some("hs-user-1"));
         assert_eq!(token.scopes, ["oms"]);
@@ -107,7 +114,11 @@ mod hypersku_quirks {
         let fx = oauth2_adapters_tests::hypersku().await;
         let token = sign_in(&fx).await.unwrap();
         fx.provider.refresh(&token).await.unwrap();
-        let err = fx.provider.request_refresh(token.refresh_token.as_ref().unwrap()).await.unwrap_err();
+        let err = fx
+            .provider
+            .request_refresh(token.refresh_token.as_ref().unwrap())
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, Error::Provider { code: ErrorCode::InvalidGrant, provider_code: Some(c), status: Some(200), .. } if c == "60025"),
             "{err:?}"
@@ -123,7 +134,10 @@ mod hypersku_quirks {
         let err = fx.provider.refresh(&token).await.unwrap_err();
         assert!(matches!(
             err,
-            Error::ReauthorizationRequired { reason: ReauthorizationReason::RefreshTokenExpired, .. }
+            Error::ReauthorizationRequired {
+                reason: ReauthorizationReason::RefreshTokenExpired,
+                ..
+            }
         ));
         assert!(fx.mock.token_requests().is_empty());
         assert!(!token.access_token.expose_secret().is_empty());
@@ -146,37 +160,67 @@ mod partner {
         assert_eq!(fx.mock.issued_access_tokens(), 2);
         assert!(first.refresh_token.is_none() && second.refresh_token.is_none());
         assert_eq!(first.scopes, ["bookings:create", "bookings:delete"]);
-        assert_eq!(first.subject.as_deref(), Some("f31120ee-b5cb-41c4-9529-288d02e91cd6"));
-        let expires = first.expires_at.unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(
+            first.subject.as_deref(),
+            Some("f31120ee-b5cb-41c4-9529-288d02e91cd6")
+        );
+        let expires = first
+            .expires_at
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert_eq!(expires, START_UNIX + 3600);
     }
 
     #[tokio::test]
     async fn without_expires_in_the_jwt_exp_is_used() {
         let fx = oauth2_adapters_tests::partner().await;
-        fx.mock.set_style(ResponseStyle { omit_expires_in: true, ..Default::default() });
+        fx.mock.set_style(ResponseStyle {
+            omit_expires_in: true,
+            ..Default::default()
+        });
         let token = fx.provider.client_credentials(&[]).await.unwrap();
-        let expires = token.expires_at.unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-        assert!((expires - (START_UNIX + 3600) as f64).abs() < 1.0, "{expires}");
+        let expires = token
+            .expires_at
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (expires - (START_UNIX + 3600) as f64).abs() < 1.0,
+            "{expires}"
+        );
     }
 
     #[tokio::test]
     async fn a_wrong_secret_is_invalid_client() {
         let fx = oauth2_adapters_tests::partner().await;
-        let wrong = Partner::builder(ClientCredentials::new(fx.mock.config().client_id.clone(), "wrong-secret-value-42"))
-            .base_url(fx.mock.base_url().as_str())
-            .context(context(&fx.clock))
-            .build()
-            .unwrap();
+        let wrong = Partner::builder(ClientCredentials::new(
+            fx.mock.config().client_id.clone(),
+            "wrong-secret-value-42",
+        ))
+        .base_url(fx.mock.base_url().as_str())
+        .context(context(&fx.clock))
+        .build()
+        .unwrap();
         let err = wrong.client_credentials(&[]).await.unwrap_err();
-        assert_eq!(err.provider_error_code(), Some(&ErrorCode::InvalidClient), "{err:?}");
+        assert_eq!(
+            err.provider_error_code(),
+            Some(&ErrorCode::InvalidClient),
+            "{err:?}"
+        );
         assert!(!format!("{err} {err:?}").contains("wrong-secret-value-42"));
     }
 
     #[tokio::test]
     async fn scopes_cannot_be_requested() {
         let fx = oauth2_adapters_tests::partner().await;
-        let err = fx.provider.client_credentials(&["bookings:create".into()]).await.unwrap_err();
+        let err = fx
+            .provider
+            .client_credentials(&["bookings:create".into()])
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Configuration { .. }));
         assert!(fx.mock.token_requests().is_empty());
     }
@@ -186,14 +230,30 @@ mod partner {
         let fx = oauth2_adapters_tests::partner().await;
         fx.mock.push_fault(Fault::Status(500));
         let err = fx.provider.client_credentials(&[]).await.unwrap_err();
-        assert!(err.is_retryable() && err.http_status() == Some(500), "{err:?}");
+        assert!(
+            err.is_retryable() && err.http_status() == Some(500),
+            "{err:?}"
+        );
         fx.mock.push_fault(Fault::MalformedBody);
         let err = fx.provider.client_credentials(&[]).await.unwrap_err();
         assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
-        fx.mock.push_fault(Fault::Delay(oauth2_adapters_tests::HTTP_TIMEOUT * 2));
+        fx.mock
+            .push_fault(Fault::Delay(oauth2_adapters_tests::HTTP_TIMEOUT * 2));
         let err = fx.provider.client_credentials(&[]).await.unwrap_err();
-        assert!(matches!(err, Error::Transport { kind: TransportErrorKind::Timeout, .. }), "{err:?}");
-        fx.provider.client_credentials(&[]).await.expect("recovers after the faults");
+        assert!(
+            matches!(
+                err,
+                Error::Transport {
+                    kind: TransportErrorKind::Timeout,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        fx.provider
+            .client_credentials(&[])
+            .await
+            .expect("recovers after the faults");
     }
 }
 

@@ -4,8 +4,7 @@
 
 use oauth2_adapters::testkit::{MockProvider, RecordedRequest};
 use oauth2_adapters::{
-    AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentialsProvider,
-    ExposeSecret, RefreshTokenProvider, Token,
+    AuthorizeRequest, CallbackParams, ClientCredentialsProvider, ExposeSecret, Token,
 };
 use oauth2_adapters_tests::code_flow::CodeFlowProvider;
 use oauth2_adapters_tests::{CodeFlowMock, Fixture, REDIRECT_URI};
@@ -16,7 +15,11 @@ fn authorize_snapshot(url: &Url) -> String {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == "state" { "[state]".to_owned() } else { v.into_owned() };
+            let v = if k == "state" {
+                "[state]".to_owned()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -41,17 +44,28 @@ struct CodeFlowSnapshots {
 
 async fn code_flow<P: CodeFlowProvider, M: CodeFlowMock>(fx: &Fixture<P, M>) -> CodeFlowSnapshots {
     let secret = fx.mock.config().client_secret.clone();
-    let (url, pending) = fx.provider.authorize(AuthorizeRequest::new(REDIRECT_URI).unwrap()).unwrap();
+    let (url, pending) = fx
+        .provider
+        .authorize(AuthorizeRequest::new(REDIRECT_URI).unwrap())
+        .unwrap();
     let callback = fx.mock.approve_url(&url).await.unwrap();
     let params = CallbackParams::from_url(&callback).unwrap();
     let code = params.code.as_ref().unwrap().expose_secret().to_owned();
     let token = fx.provider.handle_callback(params, pending).await.unwrap();
     let exchange = last_token_request(&fx.mock, &[(&secret, "[client_secret]"), (&code, "[code]")]);
-    let refresh_token = token.refresh_token.as_ref().unwrap().expose_secret().to_owned();
+    let refresh_token = token
+        .refresh_token
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     let refreshed = fx.provider.refresh(&token).await.unwrap();
     let refresh = last_token_request(
         &fx.mock,
-        &[(&secret, "[client_secret]"), (&refresh_token, "[refresh_token]")],
+        &[
+            (&secret, "[client_secret]"),
+            (&refresh_token, "[refresh_token]"),
+        ],
     );
     CodeFlowSnapshots {
         authorize: authorize_snapshot(&url),

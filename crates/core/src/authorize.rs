@@ -186,7 +186,9 @@ impl CallbackParams {
                 _ => continue,
             };
             if slot.is_some() {
-                return Err(invalid_callback(format!("the parameter `{key}` is repeated")));
+                return Err(invalid_callback(format!(
+                    "the parameter `{key}` is repeated"
+                )));
             }
             *slot = Some(value.into_owned());
         }
@@ -298,22 +300,31 @@ mod tests {
     #[test]
     fn access_denied_has_its_own_error_even_without_state() {
         let params = CallbackParams::from_query("error=access_denied").unwrap();
-        let err = verify_callback(params, &pending(), at(1_100), DEFAULT_PENDING_MAX_AGE).unwrap_err();
-        assert!(matches!(err, Error::AuthorizationDenied { description: None }));
+        let err =
+            verify_callback(params, &pending(), at(1_100), DEFAULT_PENDING_MAX_AGE).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::AuthorizationDenied { description: None }
+        ));
     }
 
     #[test]
     fn other_errors_keep_code_and_description() {
-        let params = CallbackParams::from_query("error=invalid_scope&error_description=nope").unwrap();
-        let err = verify_callback(params, &pending(), at(1_100), DEFAULT_PENDING_MAX_AGE).unwrap_err();
-        assert!(matches!(err, Error::AuthorizationFailed { code: ErrorCode::InvalidScope, description: Some(ref d) } if d == "nope"));
+        let params =
+            CallbackParams::from_query("error=invalid_scope&error_description=nope").unwrap();
+        let err =
+            verify_callback(params, &pending(), at(1_100), DEFAULT_PENDING_MAX_AGE).unwrap_err();
+        assert!(
+            matches!(err, Error::AuthorizationFailed { code: ErrorCode::InvalidScope, description: Some(ref d) } if d == "nope")
+        );
     }
 
     #[test]
     fn a_stale_pending_authorization_is_rejected() {
         let p = pending();
         let params = CallbackParams::from_query(&query_for(&p, "c")).unwrap();
-        let err = verify_callback(params, &p, at(1_000 + 601), DEFAULT_PENDING_MAX_AGE).unwrap_err();
+        let err =
+            verify_callback(params, &p, at(1_000 + 601), DEFAULT_PENDING_MAX_AGE).unwrap_err();
         assert!(matches!(err, Error::AuthorizationExpired { .. }));
     }
 
@@ -324,13 +335,17 @@ mod tests {
         let err = CallbackParams::from_query("state=a&state=a").unwrap_err();
         assert!(matches!(err, Error::InvalidCallback { .. }));
         let huge = format!("code={}", "x".repeat(MAX_CALLBACK_QUERY_BYTES));
-        assert!(matches!(CallbackParams::from_query(&huge).unwrap_err(), Error::InvalidCallback { .. }));
+        assert!(matches!(
+            CallbackParams::from_query(&huge).unwrap_err(),
+            Error::InvalidCallback { .. }
+        ));
     }
 
     #[test]
     fn a_missing_code_is_an_invalid_callback() {
         let p = pending();
-        let params = CallbackParams::from_query(&format!("state={}", p.state().expose_secret())).unwrap();
+        let params =
+            CallbackParams::from_query(&format!("state={}", p.state().expose_secret())).unwrap();
         let err = verify_callback(params, &p, at(1_001), DEFAULT_PENDING_MAX_AGE).unwrap_err();
         assert!(matches!(err, Error::InvalidCallback { .. }));
     }

@@ -68,8 +68,14 @@ mod tests {
     fn manual_clock_moves_only_when_told() {
         let clock = ManualClock::at_unix(1_000);
         let shared = clock.clone();
-        assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
+        assert_eq!(
+            clock.now(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000)
+        );
         shared.advance(Duration::from_secs(5));
-        assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_005));
+        assert_eq!(
+            clock.now(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_005)
+        );
     }
 }

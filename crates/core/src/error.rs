@@ -129,8 +129,10 @@ impl Error {
             Self::Transport { kind, .. } => !matches!(kind, TransportErrorKind::ResponseTooLarge),
             Self::HttpStatus { status, .. } => is_retryable_status(*status),
             Self::Provider { code, status, .. } => {
-                matches!(code, ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable)
-                    || status.is_some_and(is_retryable_status)
+                matches!(
+                    code,
+                    ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable
+                ) || status.is_some_and(is_retryable_status)
             }
             Self::InvalidResponse { .. }
             | Self::StateMismatch

@@ -235,9 +235,9 @@ impl HttpClient {
         provider: &ProviderId,
         request: reqwest::RequestBuilder,
     ) -> Result<HttpResponse> {
-        let request = request
-            .build()
-            .map_err(|e| Error::configuration(format!("cannot build the request: {}", e.without_url())))?;
+        let request = request.build().map_err(|e| {
+            Error::configuration(format!("cannot build the request: {}", e.without_url()))
+        })?;
         self.execute(request)
             .await
             .map_err(|failure| failure.into_error(provider))
@@ -248,16 +248,19 @@ impl HttpClient {
         &self,
         request: oauth2::HttpRequest,
     ) -> std::result::Result<oauth2::HttpResponse, TransportFailure> {
-        let request = reqwest::Request::try_from(request).map_err(TransportFailure::from_reqwest)?;
+        let request =
+            reqwest::Request::try_from(request).map_err(TransportFailure::from_reqwest)?;
         let response = self.execute(request).await?;
         let mut builder = http::Response::builder().status(response.status);
         if let Some(headers) = builder.headers_mut() {
             *headers = response.headers;
         }
-        builder.body(response.body.to_vec()).map_err(|_| TransportFailure {
-            kind: TransportErrorKind::Other,
-            source: None,
-        })
+        builder
+            .body(response.body.to_vec())
+            .map_err(|_| TransportFailure {
+                kind: TransportErrorKind::Other,
+                source: None,
+            })
     }
 }
 
@@ -266,7 +269,11 @@ impl HttpClient {
 impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
     type Error = TransportFailure;
     type Future = Pin<
-        Box<dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>> + Send + 'c>,
+        Box<
+            dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>>
+                + Send
+                + 'c,
+        >,
     >;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
@@ -328,11 +335,20 @@ mod tests {
 
     #[test]
     fn only_https_or_loopback_http_is_accepted() {
-        let ok = ["https://api.hikeup.com/oauth/token", "http://127.0.0.1:8080/t", "http://localhost/t", "http://[::1]:1/t"];
+        let ok = [
+            "https://api.hikeup.com/oauth/token",
+            "http://127.0.0.1:8080/t",
+            "http://localhost/t",
+            "http://[::1]:1/t",
+        ];
         for url in ok {
             require_secure_endpoint("token URL", &Url::parse(url).unwrap()).unwrap();
         }
-        let bad = ["http://api.hikeup.com/oauth/token", "http://10.0.0.1/t", "ftp://127.0.0.1/t"];
+        let bad = [
+            "http://api.hikeup.com/oauth/token",
+            "http://10.0.0.1/t",
+            "ftp://127.0.0.1/t",
+        ];
         for url in bad {
             let err = require_secure_endpoint("token URL", &Url::parse(url).unwrap()).unwrap_err();
             assert!(matches!(err, Error::Configuration { .. }), "{url}");

@@ -93,7 +93,12 @@ impl<'a> JsonResponse<'a> {
 
     /// [`Error::InvalidResponse`] for this response.
     pub fn invalid(&self, reason: impl Into<String>) -> Error {
-        invalid_response(self.provider, reason, &self.response.body, self.known_secrets)
+        invalid_response(
+            self.provider,
+            reason,
+            &self.response.body,
+            self.known_secrets,
+        )
     }
 
     /// The error for a body that is neither a token nor a known error shape.
@@ -146,11 +151,21 @@ mod tests {
 
     #[test]
     fn oauth_errors_are_provider_errors_with_scrubbed_descriptions() {
-        let r = response(400, r#"{"error":"invalid_grant","error_description":"code abc123secret spent"}"#);
+        let r = response(
+            400,
+            r#"{"error":"invalid_grant","error_description":"code abc123secret spent"}"#,
+        );
         let json = JsonResponse::new(&P, &r, &["abc123secret"]);
         let value = json.json().unwrap();
         let err = json.oauth_error(&value).unwrap();
-        assert!(matches!(&err, Error::Provider { code: ErrorCode::InvalidGrant, status: Some(400), .. }));
+        assert!(matches!(
+            &err,
+            Error::Provider {
+                code: ErrorCode::InvalidGrant,
+                status: Some(400),
+                ..
+            }
+        ));
         assert!(!err.to_string().contains("abc123secret"), "{err}");
     }
 }

@@ -12,7 +12,9 @@ pub mod standard;
 pub mod token;
 pub mod wire;
 
-pub use authorize::{AuthorizeRequest, AuthorizeUrlParams, CallbackParams, PendingAuthorization, VerifiedCode};
+pub use authorize::{
+    AuthorizeRequest, AuthorizeUrlParams, CallbackParams, PendingAuthorization, VerifiedCode,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, ReauthorizationReason, Result, TransportErrorKind};
 pub use http::{HttpClient, HttpConfig, HttpResponse};

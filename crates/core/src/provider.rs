@@ -133,7 +133,10 @@ pub trait AuthorizationCodeProvider: Provider {
         let scopes = request.scopes.unwrap_or_else(|| self.default_scopes());
         let (challenge, verifier) = if self.uses_pkce() {
             let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
-            (Some(challenge), Some(SecretString::from(verifier.into_secret())))
+            (
+                Some(challenge),
+                Some(SecretString::from(verifier.into_secret())),
+            )
         } else {
             (None, None)
         };

@@ -173,6 +173,9 @@ mod tests {
     #[test]
     fn prefix_hides_short_secrets_entirely() {
         assert_eq!(redacted_prefix("abc", 4), "[redacted]");
-        assert_eq!(redacted_prefix("abcdefghijklmnopqrst", 4), "abcd… (20 chars)");
+        assert_eq!(
+            redacted_prefix("abcdefghijklmnopqrst", 4),
+            "abcd… (20 chars)"
+        );
     }
 }

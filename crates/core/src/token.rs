@@ -178,7 +178,10 @@ impl fmt::Debug for Token {
             )
             .field("token_type", &self.token_type)
             .field("expires_at", &self.expires_at.map(DisplayTime))
-            .field("refresh_expires_at", &self.refresh_expires_at.map(DisplayTime))
+            .field(
+                "refresh_expires_at",
+                &self.refresh_expires_at.map(DisplayTime),
+            )
             .field("scopes", &self.scopes)
             .field("subject", &self.subject)
             .field("issued_at", &DisplayTime(self.issued_at))

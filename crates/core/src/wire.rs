@@ -242,11 +242,18 @@ mod tests {
             Some(now + Duration::from_secs(60))
         );
         assert_eq!(
-            expiry_from_lifetime("expires_in", Some(60_000.0), Duration::from_millis(1), now).unwrap(),
+            expiry_from_lifetime("expires_in", Some(60_000.0), Duration::from_millis(1), now)
+                .unwrap(),
             Some(now + Duration::from_secs(60))
         );
-        assert_eq!(expiry_from_lifetime("expires_in", Some(0.0), secs, now).unwrap(), None);
-        assert_eq!(expiry_from_lifetime("expires_in", None, secs, now).unwrap(), None);
+        assert_eq!(
+            expiry_from_lifetime("expires_in", Some(0.0), secs, now).unwrap(),
+            None
+        );
+        assert_eq!(
+            expiry_from_lifetime("expires_in", None, secs, now).unwrap(),
+            None
+        );
         assert!(expiry_from_lifetime("expires_in", Some(-1.0), secs, now).is_err());
         assert!(expiry_from_lifetime("expires_in", Some(1e300), secs, now).is_err());
         assert!(expiry_from_lifetime("expires_in", Some(f64::NAN), secs, now).is_err());

@@ -65,13 +65,22 @@ mod tests {
     #[test]
     fn expires_in_wins_over_a_disagreeing_expires() {
         // The documentation's own example: expires is in 2013.
-        assert_eq!(settled(token(Some(604_800), Some(1_387_145_621.into()))), Some(NOW + 604_800));
+        assert_eq!(
+            settled(token(Some(604_800), Some(1_387_145_621.into()))),
+            Some(NOW + 604_800)
+        );
     }
 
     #[test]
     fn expires_is_the_fallback_when_expires_in_is_missing() {
-        assert_eq!(settled(token(None, Some((NOW + 60).into()))), Some(NOW + 60));
-        assert_eq!(settled(token(None, Some(Value::String(format!("{}", NOW + 60))))), Some(NOW + 60));
+        assert_eq!(
+            settled(token(None, Some((NOW + 60).into()))),
+            Some(NOW + 60)
+        );
+        assert_eq!(
+            settled(token(None, Some(Value::String(format!("{}", NOW + 60))))),
+            Some(NOW + 60)
+        );
     }
 
     #[test]

@@ -216,12 +216,22 @@ impl HyperSkuBuilder {
             return Err(Error::configuration("HyperSKU's client id is empty"));
         }
         if self.scopes.is_empty() {
-            return Err(Error::configuration("HyperSKU requires a scope (e.g. `oms`)"));
+            return Err(Error::configuration(
+                "HyperSKU requires a scope (e.g. `oms`)",
+            ));
         }
         let endpoints = Endpoints {
             authorize: parse_url("HyperSKU's authorize URL", &self.authorize_url)?,
-            access_token: endpoint_url("HyperSKU's token URL", &self.api_base_url, &self.access_token_path)?,
-            refresh_token: endpoint_url("HyperSKU's refresh URL", &self.api_base_url, &self.refresh_token_path)?,
+            access_token: endpoint_url(
+                "HyperSKU's token URL",
+                &self.api_base_url,
+                &self.access_token_path,
+            )?,
+            refresh_token: endpoint_url(
+                "HyperSKU's refresh URL",
+                &self.api_base_url,
+                &self.refresh_token_path,
+            )?,
         };
         require_secure_endpoint("HyperSKU's token URL", &endpoints.access_token)?;
         require_secure_endpoint("HyperSKU's refresh URL", &endpoints.refresh_token)?;

@@ -40,7 +40,10 @@ impl HyperSku {
         let names = &self.config.field_names;
         let credentials = &self.config.credentials;
         let mut body = Map::new();
-        body.insert(names.client_id.clone(), credentials.client_id.clone().into());
+        body.insert(
+            names.client_id.clone(),
+            credentials.client_id.clone().into(),
+        );
         body.insert(
             names.client_secret.clone(),
             credentials.client_secret.expose_secret().into(),
@@ -100,7 +103,9 @@ impl AuthorizationCodeProvider for HyperSku {
     /// all four present, camelCase, no `response_type`.
     fn authorization_url(&self, params: &AuthorizeUrlParams<'_>) -> Result<Url> {
         if params.scopes.is_empty() {
-            return Err(Error::configuration("HyperSKU requires a scope (e.g. `oms`)"));
+            return Err(Error::configuration(
+                "HyperSKU requires a scope (e.g. `oms`)",
+            ));
         }
         let mut url = self.endpoints.authorize.clone();
         url.query_pairs_mut()
@@ -120,7 +125,10 @@ impl AuthorizationCodeProvider for HyperSku {
         let code = code.secret().expose_secret();
         let mut body = self.body("authorization_code");
         body.insert(names.code.clone(), code.into());
-        body.insert(names.redirect_uri.clone(), pending.redirect_uri().as_str().into());
+        body.insert(
+            names.redirect_uri.clone(),
+            pending.redirect_uri().as_str().into(),
+        );
         self.post(&self.endpoints.access_token, body, code).await
     }
 }
@@ -130,7 +138,11 @@ impl RefreshTokenProvider for HyperSku {
     async fn request_refresh(&self, refresh_token: &SecretString) -> Result<Token> {
         let refresh_token = refresh_token.expose_secret();
         let mut body = self.body("refresh_token");
-        body.insert(self.config.field_names.refresh_token.clone(), refresh_token.into());
-        self.post(&self.endpoints.refresh_token, body, refresh_token).await
+        body.insert(
+            self.config.field_names.refresh_token.clone(),
+            refresh_token.into(),
+        );
+        self.post(&self.endpoints.refresh_token, body, refresh_token)
+            .await
     }
 }

@@ -59,7 +59,8 @@ pub(crate) fn read_token(
         }
         value
     } else if let Some(code) = value.get("code").filter(|_| value.is_object()) {
-        let code = envelope_code(code).ok_or_else(|| json.unexpected("the envelope `code` is not a number"))?;
+        let code = envelope_code(code)
+            .ok_or_else(|| json.unexpected("the envelope `code` is not a number"))?;
         if !rules.success_codes.contains(&code) {
             return Err(business_error(json, &value, code, rules));
         }
@@ -75,15 +76,23 @@ pub(crate) fn read_token(
     normalize(json, json.decode::<TokenBody>(body)?, rules.unit, now)
 }
 
-fn normalize(json: &JsonResponse<'_>, body: TokenBody, unit: ExpiryUnit, now: SystemTime) -> Result<Token, Error> {
+fn normalize(
+    json: &JsonResponse<'_>,
+    body: TokenBody,
+    unit: ExpiryUnit,
+    now: SystemTime,
+) -> Result<Token, Error> {
     let access = body
         .access_token
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| json.invalid("`accessToken` is missing or empty"))?;
     let mut token = Token::new(PROVIDER_ID.clone(), SecretString::from(access), now);
-    token.refresh_token = body.refresh_token.filter(|t| !t.is_empty()).map(SecretString::from);
-    token.expires_at =
-        expiry_from_lifetime("expiresIn", body.expires_in, unit.duration(), now).map_err(|r| json.invalid(r))?;
+    token.refresh_token = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .map(SecretString::from);
+    token.expires_at = expiry_from_lifetime("expiresIn", body.expires_in, unit.duration(), now)
+        .map_err(|r| json.invalid(r))?;
     token.refresh_expires_at = expiry_from_lifetime(
         "refreshTokenExpireIn",
         body.refresh_token_expire_in,
@@ -105,7 +114,12 @@ fn envelope_code(code: &Value) -> Option<i64> {
     }
 }
 
-fn business_error(json: &JsonResponse<'_>, value: &Value, code: i64, rules: ReadRules<'_>) -> Error {
+fn business_error(
+    json: &JsonResponse<'_>,
+    value: &Value,
+    code: i64,
+    rules: ReadRules<'_>,
+) -> Error {
     let normalized = if rules.invalid_grant_codes.contains(&code) {
         ErrorCode::InvalidGrant
     } else {
@@ -186,7 +200,11 @@ mod tests {
 
     #[test]
     fn missing_optional_fields_and_zero_expiries_mean_unknown() {
-        let token = read(200, r#"{"accessToken":"at","expiresIn":0,"refreshTokenExpireIn":null}"#).unwrap();
+        let token = read(
+            200,
+            r#"{"accessToken":"at","expiresIn":0,"refreshTokenExpireIn":null}"#,
+        )
+        .unwrap();
         assert!(token.refresh_token.is_none());
         assert!(token.expires_at.is_none());
         assert!(token.refresh_expires_at.is_none());
@@ -196,16 +214,29 @@ mod tests {
 
     #[test]
     fn milliseconds_can_be_configured() {
-        let rules = ReadRules { unit: ExpiryUnit::Milliseconds, ..RULES };
+        let rules = ReadRules {
+            unit: ExpiryUnit::Milliseconds,
+            ..RULES
+        };
         let token = read_with(200, r#"{"accessToken":"at","expiresIn":7200000}"#, rules).unwrap();
         assert_eq!(secs(token.expires_at), Some(NOW + 7200));
     }
 
     #[test]
     fn an_envelope_failure_code_is_an_error_even_with_http_200() {
-        let err = read(200, r#"{"code":60025,"msg":"code sent-secret expired","data":null}"#).unwrap_err();
+        let err = read(
+            200,
+            r#"{"code":60025,"msg":"code sent-secret expired","data":null}"#,
+        )
+        .unwrap_err();
         match &err {
-            Error::Provider { code, provider_code, description, status, .. } => {
+            Error::Provider {
+                code,
+                provider_code,
+                description,
+                status,
+                ..
+            } => {
                 assert_eq!(code, &ErrorCode::InvalidGrant);
                 assert_eq!(provider_code.as_deref(), Some("60025"));
                 assert_eq!(status, &Some(200));
@@ -218,9 +249,18 @@ mod tests {
     #[test]
     fn an_unlisted_business_code_is_kept_as_is() {
         let err = read(200, r#"{"code":"70001","msg":"maintenance"}"#).unwrap_err();
-        assert!(matches!(err, Error::Provider { code: ErrorCode::Other(ref c), .. } if c == "70001"));
+        assert!(
+            matches!(err, Error::Provider { code: ErrorCode::Other(ref c), .. } if c == "70001")
+        );
         let err = read(401, r#"{"code":401,"msg":"client authentication failed"}"#).unwrap_err();
-        assert!(matches!(err, Error::Provider { code: ErrorCode::InvalidClient, status: Some(401), .. }));
+        assert!(matches!(
+            err,
+            Error::Provider {
+                code: ErrorCode::InvalidClient,
+                status: Some(401),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -238,7 +278,10 @@ mod tests {
         ];
         for (status, body) in cases {
             let err = read(status, body).unwrap_err();
-            assert!(matches!(err, Error::InvalidResponse { .. }), "{body}: {err:?}");
+            assert!(
+                matches!(err, Error::InvalidResponse { .. }),
+                "{body}: {err:?}"
+            );
         }
         let err = read(502, "<html>Bad Gateway</html>").unwrap_err();
         assert!(matches!(err, Error::HttpStatus { status: 502, .. }));
@@ -247,6 +290,12 @@ mod tests {
     #[test]
     fn an_rfc_error_object_is_understood_too() {
         let err = read(400, r#"{"error":"invalid_grant"}"#).unwrap_err();
-        assert!(matches!(err, Error::Provider { code: ErrorCode::InvalidGrant, .. }));
+        assert!(matches!(
+            err,
+            Error::Provider {
+                code: ErrorCode::InvalidGrant,
+                ..
+            }
+        ));
     }
 }

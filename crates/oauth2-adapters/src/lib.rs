@@ -31,3 +31,8 @@ pub mod testkit {
 #[cfg(all(doctest, feature = "hike", feature = "partner"))]
 #[doc = include_str!("../../../README.md")]
 pub struct WorkspaceReadmeDoctests;
+
+/// Compiles the code blocks of `docs/adding-a-provider.md` as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/adding-a-provider.md")]
+pub struct AddingAProviderDoctests;

@@ -61,8 +61,14 @@ pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Tok
         .access_token
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| json.invalid("`access_token` is missing or empty"))?;
-    if let Some(kind) = body.token_type.as_deref().filter(|t| !t.eq_ignore_ascii_case("bearer")) {
-        return Err(json.invalid(format!("unsupported `token_type` {kind:?}: only Bearer tokens can be used")));
+    if let Some(kind) = body
+        .token_type
+        .as_deref()
+        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
+    {
+        return Err(json.invalid(format!(
+            "unsupported `token_type` {kind:?}: only Bearer tokens can be used"
+        )));
     }
     let claims = decode_claims(&access).unwrap_or_default();
     let relative = expiry_from_lifetime("expires_in", body.expires_in, Duration::from_secs(1), now)
@@ -136,12 +142,19 @@ mod tests {
 
     #[test]
     fn the_documented_response_is_normalized_from_expires_in_and_the_jwt() {
-        let body = format!(r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"{DOC_JWT}"}}"#);
+        let body =
+            format!(r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"{DOC_JWT}"}}"#);
         let token = read(200, &body).unwrap();
         assert_eq!(secs(token.expires_at), Some((ISSUED + 3600) as f64));
         assert_eq!(token.scopes, ["bookings:create", "bookings:delete"]);
-        assert_eq!(token.subject.as_deref(), Some("f31120ee-b5cb-41c4-9529-288d02e91cd6"));
-        assert_eq!(token.extra["user_id"], "842902db-54e5-4614-b348-002e8ce5da12");
+        assert_eq!(
+            token.subject.as_deref(),
+            Some("f31120ee-b5cb-41c4-9529-288d02e91cd6")
+        );
+        assert_eq!(
+            token.extra["user_id"],
+            "842902db-54e5-4614-b348-002e8ce5da12"
+        );
         assert_eq!(token.extra["is_test"], false);
         assert!(token.refresh_token.is_none());
     }
@@ -156,7 +169,11 @@ mod tests {
 
     #[test]
     fn an_opaque_token_is_accepted_with_what_the_response_says() {
-        let token = read(200, r#"{"token_type":"Bearer","expires_in":"60","access_token":"opaque"}"#).unwrap();
+        let token = read(
+            200,
+            r#"{"token_type":"Bearer","expires_in":"60","access_token":"opaque"}"#,
+        )
+        .unwrap();
         assert_eq!(secs(token.expires_at), Some((ISSUED + 60) as f64));
         assert!(token.subject.is_none());
         let token = read(200, r#"{"access_token":"a.bm90IGpzb24.c"}"#).unwrap();
@@ -166,7 +183,13 @@ mod tests {
     #[test]
     fn errors_are_typed() {
         let err = read(401, r#"{"error":"invalid_client"}"#).unwrap_err();
-        assert!(matches!(err, Error::Provider { status: Some(401), .. }));
+        assert!(matches!(
+            err,
+            Error::Provider {
+                status: Some(401),
+                ..
+            }
+        ));
         let err = read(200, r#"{"token_type":"MAC","access_token":"x"}"#).unwrap_err();
         assert!(matches!(err, Error::InvalidResponse { .. }));
         let err = read(200, r#"{"token_type":"Bearer"}"#).unwrap_err();

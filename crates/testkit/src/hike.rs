@@ -192,7 +192,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     let Some(grant_type) = params.get("grant_type") else {
         return invalid_request("missing required parameter grant_type");
     };
-    if let Err(response) = authenticate(&shared, &headers, &params) {
+    if let Some(response) = reject_client(&shared, &headers, &params) {
         return response;
     }
     let now = shared.now();
@@ -207,7 +207,11 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             state
                 .grants
                 .redeem_code(code, &shared.config.client_id, redirect_uri, now)
-                .map(|grant| state.grants.issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime))
+                .map(|grant| {
+                    state
+                        .grants
+                        .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime)
+                })
         }
         "refresh_token" => {
             let Some(refresh_token) = params.get("refresh_token") else {
@@ -217,7 +221,11 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             state
                 .grants
                 .spend_refresh_token(refresh_token, now)
-                .map(|grant| state.grants.issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime))
+                .map(|grant| {
+                    state
+                        .grants
+                        .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime)
+                })
         }
         other => {
             return error(
@@ -245,14 +253,15 @@ fn grant_name(grant_type: &str) -> &'static str {
     }
 }
 
-/// Checks `client_id` / `client_secret` in the body; HTTP Basic is refused.
-fn authenticate(shared: &Shared, headers: &HeaderMap, params: &Params) -> Result<(), Response> {
+/// Checks `client_id` / `client_secret` in the body (HTTP Basic is
+/// refused); `Some` is the 401 to answer.
+fn reject_client(shared: &Shared, headers: &HeaderMap, params: &Params) -> Option<Response> {
     let config = &shared.config;
     match (params.get("client_id"), params.get("client_secret")) {
         (Some(id), Some(secret)) if id == config.client_id && secret == config.client_secret => {
-            Ok(())
+            None
         }
-        (Some(_), Some(_)) => Err(error(
+        (Some(_), Some(_)) => Some(error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
@@ -269,7 +278,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap, params: &Params) -> Result
                     HeaderValue::from_static("Basic realm=\"hike\""),
                 );
             }
-            Err(response)
+            Some(response)
         }
     }
 }

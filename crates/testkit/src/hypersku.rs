@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
@@ -184,34 +184,29 @@ async fn access_token(
     if let Some(response) = faults::apply(shared.pop_fault(), fault_body).await {
         return response;
     }
-    let request = match TokenRequest::parse(&shared, &headers, &body, "authorization_code") {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let (code, redirect_uri) = match (request.field("code"), request.field("redirectUri")) {
-        (Ok(code), Ok(redirect_uri)) => (code, redirect_uri),
-        (Err(response), _) | (_, Err(response)) => return response,
-    };
+    exchange(&shared, &headers, &body).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn exchange(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Response, HsError> {
+    let request = TokenRequest::parse(shared, headers, body, "authorization_code")?;
+    let code = request.field("code")?;
+    let redirect_uri = request.field("redirectUri")?;
     let now = shared.now();
     let lifetime = shared.config.refresh_token_lifetime;
-    let issued = {
+    let (tokens, scope) = {
         let mut state = shared.lock();
         state
             .grants
             .redeem_code(code, &shared.config.client_id, redirect_uri, now)
             .map(|grant| {
-                let tokens = state.grants.issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime);
+                let tokens = state
+                    .grants
+                    .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime);
                 (tokens, grant.scope)
             })
-    };
-    match issued {
-        Ok((tokens, scope)) => success(&shared, &tokens, &scope),
-        Err(err) => error(
-            StatusCode::OK,
-            INVALID_GRANT_CODE,
-            &format!("invalid authorization code: {err}"),
-        ),
     }
+    .map_err(|err| HsError::invalid_grant(format!("invalid authorization code: {err}")))?;
+    Ok(success(shared, &tokens, &scope))
 }
 
 async fn refresh_token(
@@ -222,33 +217,64 @@ async fn refresh_token(
     if let Some(response) = faults::apply(shared.pop_fault(), fault_body).await {
         return response;
     }
-    let request = match TokenRequest::parse(&shared, &headers, &body, "refresh_token") {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let refresh_token = match request.field("refreshToken") {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
+    refresh(&shared, &headers, &body).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn refresh(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Response, HsError> {
+    let request = TokenRequest::parse(shared, headers, body, "refresh_token")?;
+    let refresh_token = request.field("refreshToken")?;
     let now = shared.now();
     let lifetime = shared.config.refresh_token_lifetime;
-    let issued = {
+    let (tokens, scope) = {
         let mut state = shared.lock();
         state
             .grants
             .spend_refresh_token(refresh_token, now)
             .map(|grant| {
-                let tokens = state.grants.issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime);
+                let tokens = state
+                    .grants
+                    .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime);
                 (tokens, grant.scope)
             })
-    };
-    match issued {
-        Ok((tokens, scope)) => success(&shared, &tokens, &scope),
-        Err(err) => error(
-            StatusCode::OK,
-            INVALID_GRANT_CODE,
-            &format!("invalid refresh token: {err}"),
-        ),
+    }
+    .map_err(|err| HsError::invalid_grant(format!("invalid refresh token: {err}")))?;
+    Ok(success(shared, &tokens, &scope))
+}
+
+/// A HyperSKU error, answered as `{"code", "msg", "data": null}` with an
+/// HTTP status.
+#[derive(Debug)]
+struct HsError {
+    status: StatusCode,
+    code: u64,
+    msg: String,
+}
+
+impl HsError {
+    fn new(status: StatusCode, code: u64, msg: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            msg: msg.into(),
+        }
+    }
+
+    /// A refused code or refresh token: HTTP 200 with code 60025.
+    fn invalid_grant(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::OK, INVALID_GRANT_CODE, msg)
+    }
+
+    fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 400, msg)
+    }
+}
+
+impl IntoResponse for HsError {
+    fn into_response(self) -> Response {
+        json_response(
+            self.status,
+            &json!({"code": self.code, "msg": self.msg, "data": null}),
+        )
     }
 }
 
@@ -264,25 +290,25 @@ impl TokenRequest {
         headers: &HeaderMap,
         body: &[u8],
         grant_type: &str,
-    ) -> Result<Self, Response> {
+    ) -> Result<Self, HsError> {
         if !has_content_type(headers, "application/json") {
-            return Err(error(
+            return Err(HsError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 415,
-                &format!("Content type '{}' not supported", content_type(headers)),
+                format!("Content type '{}' not supported", content_type(headers)),
             ));
         }
         let body = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(body)) => body,
-            Ok(_) => return Err(bad_request("request body must be a JSON object")),
-            Err(e) => return Err(bad_request(&format!("malformed JSON body: {e}"))),
+            Ok(_) => return Err(HsError::bad_request("request body must be a JSON object")),
+            Err(e) => return Err(HsError::bad_request(format!("malformed JSON body: {e}"))),
         };
         let request = Self { body };
         match request.body.get("grantType") {
             None | Some(Value::Null) => {}
             Some(Value::String(g)) if g == grant_type => {}
             Some(other) => {
-                return Err(bad_request(&format!(
+                return Err(HsError::bad_request(format!(
                     "unsupported grantType {other} (expected \"{grant_type}\")"
                 )))
             }
@@ -290,7 +316,7 @@ impl TokenRequest {
         let client_id = request.field("clientId")?;
         let client_secret = request.field("clientSecret")?;
         if client_id != shared.config.client_id || client_secret != shared.config.client_secret {
-            return Err(error(
+            return Err(HsError::new(
                 StatusCode::UNAUTHORIZED,
                 401,
                 "client authentication failed",
@@ -300,13 +326,15 @@ impl TokenRequest {
     }
 
     /// A required, non-empty string field.
-    fn field(&self, name: &str) -> Result<&str, Response> {
+    fn field(&self, name: &str) -> Result<&str, HsError> {
         match self.body.get(name) {
             Some(Value::String(value)) if !value.is_empty() => Ok(value),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
-                Err(bad_request(&format!("missing required field {name}")))
-            }
-            Some(_) => Err(bad_request(&format!("field {name} must be a string"))),
+            Some(Value::String(_)) | None | Some(Value::Null) => Err(HsError::bad_request(
+                format!("missing required field {name}"),
+            )),
+            Some(_) => Err(HsError::bad_request(format!(
+                "field {name} must be a string"
+            ))),
         }
     }
 }
@@ -328,15 +356,6 @@ fn success(shared: &Shared, tokens: &IssuedTokens, scope: &str) -> Response {
         data
     };
     json_response(StatusCode::OK, &body)
-}
-
-/// HyperSKU's error envelope `{"code", "msg", "data": null}` with this HTTP status.
-fn error(status: StatusCode, code: u64, msg: &str) -> Response {
-    json_response(status, &json!({"code": code, "msg": msg, "data": null}))
-}
-
-fn bad_request(msg: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, 400, msg)
 }
 
 fn fault_body(status: u16) -> Value {

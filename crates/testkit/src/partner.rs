@@ -34,8 +34,7 @@ use url::Url;
 
 use crate::common::faults::{self, rfc6749_fault_body};
 use crate::common::http::{
-    content_type, has_content_type, hex, json_response, random_bytes, random_string,
-    unix_secs_f64,
+    content_type, has_content_type, hex, json_response, random_bytes, random_string, unix_secs_f64,
 };
 use crate::common::server::{MockCore, Shared};
 use crate::common::{impl_mock_provider, MockConfig, MockError};
@@ -141,7 +140,11 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         Ok(_) => return invalid_request("the body must be a JSON object"),
         Err(e) => return invalid_request(&format!("malformed JSON body: {e}")),
     };
-    let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
     match field("grant_type") {
         None => return invalid_request("missing required field grant_type"),
         Some("client_credentials") => {}

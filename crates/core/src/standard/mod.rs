@@ -188,7 +188,10 @@ impl fmt::Debug for StandardProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StandardProvider")
             .field("id", &self.id)
-            .field("authorize_url", &self.authorize_url.as_ref().map(Url::as_str))
+            .field(
+                "authorize_url",
+                &self.authorize_url.as_ref().map(Url::as_str),
+            )
             .field("token_url", &self.token_url.as_str())
             .field("default_scopes", &self.default_scopes)
             .field("client_auth", &self.client_auth)
@@ -261,9 +264,13 @@ impl StandardProvider {
             .as_ref()
             .filter(|t| !t.secret().is_empty())
             .map(|t| SecretString::from(t.secret().clone()));
-        token.expires_at =
-            expiry_from_lifetime("expires_in", response.expires_in, Duration::from_secs(1), now)
-                .map_err(invalid)?;
+        token.expires_at = expiry_from_lifetime(
+            "expires_in",
+            response.expires_in,
+            Duration::from_secs(1),
+            now,
+        )
+        .map_err(invalid)?;
         token.scopes = response
             .scopes
             .as_ref()
@@ -442,7 +449,9 @@ impl AuthorizationCodeProvider for StandardProvider {
     ) -> Result<Token> {
         let secret = self.credentials.client_secret.expose_secret();
         let code_text = code.secret().expose_secret();
-        let verifier = pending.pkce_verifier().map(|v| v.expose_secret().to_owned());
+        let verifier = pending
+            .pkce_verifier()
+            .map(|v| v.expose_secret().to_owned());
         let redirect = oauth2::RedirectUrl::from_url(pending.redirect_uri().clone());
         let client = self.client();
         let mut request = client

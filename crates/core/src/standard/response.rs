@@ -59,11 +59,13 @@ fn bearer() -> BasicTokenType {
 
 fn token_type<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BasicTokenType, D::Error> {
     let value = Option::<String>::deserialize(deserializer)?;
-    Ok(match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("bearer") => BasicTokenType::Bearer,
-        Some("mac") => BasicTokenType::Mac,
-        Some(_) => BasicTokenType::Extension(value.unwrap_or_default()),
-    })
+    Ok(
+        match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("bearer") => BasicTokenType::Bearer,
+            Some("mac") => BasicTokenType::Mac,
+            Some(_) => BasicTokenType::Extension(value.unwrap_or_default()),
+        },
+    )
 }
 
 fn scopes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Scope>>, D::Error> {
@@ -81,7 +83,9 @@ mod tests {
 
     #[test]
     fn a_hike_response_keeps_its_absolute_expires() {
-        let r = parse(r#"{"access_token":"a","token_type":"Bearer","expires":1387145621,"expires_in":604800,"refresh_token":"r"}"#);
+        let r = parse(
+            r#"{"access_token":"a","token_type":"Bearer","expires":1387145621,"expires_in":604800,"refresh_token":"r"}"#,
+        );
         assert_eq!(r.expires_in(), Some(Duration::from_secs(604_800)));
         assert_eq!(r.extra.get("expires"), Some(&serde_json::json!(1387145621)));
         assert!(r.refresh_token().is_some());
@@ -99,6 +103,8 @@ mod tests {
 
     #[test]
     fn a_missing_access_token_is_an_error() {
-        assert!(serde_json::from_str::<LenientTokenResponse>(r#"{"token_type":"Bearer"}"#).is_err());
+        assert!(
+            serde_json::from_str::<LenientTokenResponse>(r#"{"token_type":"Bearer"}"#).is_err()
+        );
     }
 }

@@ -51,7 +51,10 @@ fn redirect_to_client(request: &AuthorizeRequest<'_>, pairs: &[(&str, &str)]) ->
     let Ok(mut location) = Url::parse(request.redirect_uri) else {
         return error_page(
             request.provider,
-            &format!("the registered redirect URI {:?} is not a URL", request.redirect_uri),
+            &format!(
+                "the registered redirect URI {:?} is not a URL",
+                request.redirect_uri
+            ),
         );
     };
     {

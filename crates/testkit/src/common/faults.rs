@@ -27,7 +27,9 @@ pub enum Fault {
         body: String,
     },
     /// Answer with this status (e.g. 429 or 503), a `Retry-After: seconds`
-    /// header and a small JSON error body. The grant is not processed.
+    /// header and a plain-text body with the status' reason phrase (e.g.
+    /// `Too Many Requests`), as a rate limiter or gateway in front of the
+    /// provider would. The grant is not processed.
     RetryAfter {
         /// The HTTP status.
         status: u16,
@@ -100,7 +102,14 @@ pub(crate) async fn apply(
             Some(response)
         }
         Fault::RetryAfter { status, seconds } => {
-            let mut response = json_error(status, error_body);
+            let code = status_code(status);
+            let reason = code.canonical_reason().unwrap_or("Error");
+            let mut response = (
+                code,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                reason,
+            )
+                .into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -79,9 +79,9 @@ impl RecordedRequest {
             .map(|(name, value)| {
                 let mut value = replace_all(value, replacements);
                 if name == "authorization"
-                    && !replacements
-                        .iter()
-                        .any(|(_, placeholder)| !placeholder.is_empty() && value.contains(placeholder))
+                    && !replacements.iter().any(|(_, placeholder)| {
+                        !placeholder.is_empty() && value.contains(placeholder)
+                    })
                 {
                     value = REDACTED.to_owned();
                 }
@@ -143,7 +143,8 @@ pub(crate) async fn record(
     match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => {
             shared.record(RecordedRequest::from_parts(&parts, &bytes));
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
         Err(err) => {
             shared.record(RecordedRequest::from_parts(&parts, b""));

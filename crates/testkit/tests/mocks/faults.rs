@@ -56,6 +56,7 @@ async fn faults_apply_once_in_order_and_leave_the_grant_unused() -> TestResult {
         response.headers().get("retry-after").map(|v| v.as_bytes()),
         Some(&b"7"[..])
     );
+    assert_eq!(response.text().await?, "Too Many Requests");
 
     let response = send().await?;
     assert_eq!(response.status().as_u16(), 502);

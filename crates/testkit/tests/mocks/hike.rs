@@ -79,7 +79,9 @@ async fn exchange_answers_like_the_docs_and_codes_are_single_use() -> TestResult
         Some(&b"application/json"[..])
     );
     let body: Value = response.json().await?;
-    assert!(body["access_token"].as_str().is_some_and(|t| t.starts_with("hike_at_1_")));
+    assert!(body["access_token"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("hike_at_1_")));
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["expires"], NOW + 3600);
@@ -158,7 +160,10 @@ async fn request_errors() -> TestResult {
         ],
     )
     .await?;
-    assert_eq!((status, &body["error"]), (400, &"unsupported_grant_type".into()));
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &"unsupported_grant_type".into())
+    );
 
     let (status, body) = post_form(
         mock.token_url(),
@@ -185,13 +190,19 @@ async fn refresh_rotates_and_rejects_reuse() -> TestResult {
     let (mock, clock) = start().await?;
     let code = code(&mock).await?;
     let (_, first) = exchange(&mock, &code, "http://127.0.0.1:8976/callback").await?;
-    let old = first["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let old = first["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
 
     clock.advance(Duration::from_secs(100));
     let (status, second) = refresh(&mock, &old).await?;
     assert_eq!(status, 200);
     assert_eq!(second["expires"], NOW + 100 + 3600);
-    let new = second["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let new = second["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_ne!(new, old);
     assert!(!mock.is_refresh_token_valid(&old));
     assert!(mock.is_refresh_token_valid(&new));

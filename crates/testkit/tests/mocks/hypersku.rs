@@ -52,7 +52,9 @@ async fn code_exchange_is_single_use() -> TestResult {
     let code = code(&mock, "s").await?;
     let (status, body) = post_json(mock.token_url(), &exchange_body(&mock, &code)).await?;
     assert_eq!(status, 200);
-    assert!(body["accessToken"].as_str().is_some_and(|t| t.starts_with("hs_at_1_")));
+    assert!(body["accessToken"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("hs_at_1_")));
     assert_eq!(body["expiresIn"], 3600);
     assert_eq!(body["refreshTokenExpireIn"], 30 * 24 * 3600);
     assert_eq!(body["scope"], SCOPE);
@@ -65,7 +67,9 @@ async fn code_exchange_is_single_use() -> TestResult {
     assert_eq!(status, 200, "HyperSKU reports refused grants in a 200");
     assert_eq!(body["code"], INVALID_GRANT_CODE);
     assert_eq!(body["data"], Value::Null);
-    assert!(body["msg"].as_str().is_some_and(|m| m.contains("already used")));
+    assert!(body["msg"]
+        .as_str()
+        .is_some_and(|m| m.contains("already used")));
     assert_eq!(mock.issued_access_tokens(), 1);
     Ok(())
 }
@@ -153,11 +157,17 @@ async fn refresh_rotates_and_rejects_reuse() -> TestResult {
     let mock = HyperSkuMock::start(MockConfig::default()).await?;
     let code = code(&mock, "s").await?;
     let (_, first) = post_json(mock.token_url(), &exchange_body(&mock, &code)).await?;
-    let old = first["refreshToken"].as_str().unwrap_or_default().to_owned();
+    let old = first["refreshToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
 
     let (status, second) = post_json(mock.refresh_url(), &refresh_body(&mock, &old)).await?;
     assert_eq!(status, 200);
-    let new = second["refreshToken"].as_str().unwrap_or_default().to_owned();
+    let new = second["refreshToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_ne!(new, old);
     assert_ne!(second["accessToken"], first["accessToken"]);
     assert!(!mock.is_refresh_token_valid(&old));
@@ -167,7 +177,10 @@ async fn refresh_rotates_and_rejects_reuse() -> TestResult {
     let (status, reused) = post_json(mock.refresh_url(), &refresh_body(&mock, &old)).await?;
     assert_eq!((status, &reused["code"]), (200, &json!(INVALID_GRANT_CODE)));
     let (status, unknown) = post_json(mock.refresh_url(), &refresh_body(&mock, "nope")).await?;
-    assert_eq!((status, &unknown["code"]), (200, &json!(INVALID_GRANT_CODE)));
+    assert_eq!(
+        (status, &unknown["code"]),
+        (200, &json!(INVALID_GRANT_CODE))
+    );
     assert!(!mock.is_refresh_token_valid("nope"));
     Ok(())
 }

@@ -23,7 +23,8 @@ async fn issues_a_decodable_jwt_with_fractional_times() -> TestResult {
     let start = SystemTime::UNIX_EPOCH + Duration::from_micros(1_710_220_031_583_112);
     let clock = ManualClock::new(start);
     let mock = PartnerMock::start(MockConfig::default().with_clock(Arc::new(clock))).await?;
-    let (status, body) = post_json(mock.token_url(), &credentials(&mock, "client_credentials")).await?;
+    let (status, body) =
+        post_json(mock.token_url(), &credentials(&mock, "client_credentials")).await?;
     assert_eq!(status, 200);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
@@ -37,7 +38,10 @@ async fn issues_a_decodable_jwt_with_fractional_times() -> TestResult {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1])?)?;
     assert!(raw.contains("\"iat\":1710220031.583112"), "{raw}");
     assert!(raw.contains("\"exp\":1710223631.583112"), "{raw}");
-    assert!(raw.starts_with("{\"aud\":\"test-client-id\",\"jti\":"), "{raw}");
+    assert!(
+        raw.starts_with("{\"aud\":\"test-client-id\",\"jti\":"),
+        "{raw}"
+    );
 
     let claims = PartnerClaims::decode(jwt).ok_or("claims")?;
     assert_eq!(claims.aud, "test-client-id");
@@ -65,7 +69,10 @@ async fn refresh_is_not_supported() -> TestResult {
     let mut body = credentials(&mock, "refresh_token");
     body["refresh_token"] = json!("anything");
     let (status, answer) = post_json(mock.token_url(), &body).await?;
-    assert_eq!((status, &answer["error"]), (400, &json!("unsupported_grant_type")));
+    assert_eq!(
+        (status, &answer["error"]),
+        (400, &json!("unsupported_grant_type"))
+    );
     assert!(!mock.is_refresh_token_valid("anything"));
     assert_eq!(mock.issued_access_tokens(), 0);
     Ok(())
@@ -113,8 +120,8 @@ async fn omit_expires_in_and_string_numbers() -> TestResult {
     });
     let (_, body) = post_json(mock.token_url(), &credentials(&mock, "client_credentials")).await?;
     assert!(body.get("expires_in").is_none());
-    let claims = PartnerClaims::decode(body["access_token"].as_str().unwrap_or_default())
-        .ok_or("claims")?;
+    let claims =
+        PartnerClaims::decode(body["access_token"].as_str().unwrap_or_default()).ok_or("claims")?;
     assert!((claims.exp - claims.iat - 120.0).abs() < 1e-3);
     Ok(())
 }
