@@ -158,7 +158,8 @@ pub trait AuthorizationCodeProvider: Provider {
 
     /// Handles the callback: verifies it against `pending` (which it
     /// consumes, so a state is usable once), then exchanges the code.
-    /// Nothing is sent to the provider unless every check passes.
+    /// Nothing is sent to the provider unless every check passes. A token
+    /// response without scopes gets the scopes requested (RFC 6749 §5.1).
     async fn handle_callback(
         &self,
         params: CallbackParams,
@@ -173,7 +174,12 @@ pub trait AuthorizationCodeProvider: Provider {
         }
         let now = self.context().clock.now();
         let code = verify_callback(params, &pending, now, self.pending_max_age())?;
-        self.exchange_verified_code(code, &pending).await
+        let mut token = self.exchange_verified_code(code, &pending).await?;
+        if token.scopes.is_empty() {
+            // RFC 6749 §5.1: an omitted scope is the scope requested.
+            token.scopes = pending.scopes().to_vec();
+        }
+        Ok(token)
     }
 }
 
