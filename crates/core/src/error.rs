@@ -1,6 +1,7 @@
 //! The one error type every adapter returns.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::token::ProviderId;
@@ -9,8 +10,11 @@ use crate::token::ProviderId;
 ///
 /// No variant ever carries a secret: response bodies are kept only as short
 /// excerpts made by [`crate::redact::excerpt`].
+///
+/// `Error` is `Clone`, so one failed refresh can be handed to every caller
+/// that was waiting for it.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The provider answered with an error object (RFC 6749 §5.2, or a
     /// provider's business code such as HyperSKU's `60025`).
@@ -48,7 +52,7 @@ pub enum Error {
         kind: TransportErrorKind,
         /// The underlying error (its URL stripped).
         #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// The provider answered with a success status but a body we cannot use.
     #[error("{provider}: unusable response: {reason}; body: {excerpt}")]
@@ -100,6 +104,15 @@ pub enum Error {
         /// Why.
         reason: ReauthorizationReason,
     },
+    /// The token store failed (a database error, a corrupt record, …).
+    #[error("token store: {message}")]
+    Store {
+        /// What failed (no secret: stores never put token values in errors).
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The adapter is misconfigured (a bad URL, a non-https token endpoint, …).
     #[error("configuration error: {reason}")]
     Configuration {
@@ -112,6 +125,17 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A store error with its cause.
+    pub fn store(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Store {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
     /// A configuration error.
     pub fn configuration(reason: impl Into<String>) -> Self {
         Self::Configuration {
@@ -134,6 +158,7 @@ impl Error {
                     ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable
                 ) || status.is_some_and(is_retryable_status)
             }
+            Self::Store { .. } => true,
             Self::InvalidResponse { .. }
             | Self::StateMismatch
             | Self::AuthorizationDenied { .. }
@@ -158,6 +183,7 @@ impl Error {
             | Self::AuthorizationFailed { .. }
             | Self::AuthorizationExpired { .. }
             | Self::InvalidCallback { .. }
+            | Self::Store { .. }
             | Self::Configuration { .. } => false,
         }
     }
@@ -302,6 +328,8 @@ pub enum ReauthorizationReason {
     NoRefreshToken,
     /// The refresh token's known expiry has passed.
     RefreshTokenExpired,
+    /// Nothing is stored for this account: it was never authorized, or was removed.
+    NotAuthorized,
     /// The provider rejected the refresh token.
     RefreshTokenRejected {
         /// The provider's description, if any.
@@ -314,6 +342,7 @@ impl fmt::Display for ReauthorizationReason {
         match self {
             Self::NoRefreshToken => f.write_str("no refresh token"),
             Self::RefreshTokenExpired => f.write_str("the refresh token has expired"),
+            Self::NotAuthorized => f.write_str("no token is stored for this account"),
             Self::RefreshTokenRejected { description } => write!(
                 f,
                 "the provider rejected the refresh token{}",

@@ -118,7 +118,7 @@ impl TransportFailure {
         Error::Transport {
             provider: provider.clone(),
             kind: self.kind,
-            source: self.source.map(|e| Box::new(e) as _),
+            source: self.source.map(|e| std::sync::Arc::new(e) as _),
         }
     }
 

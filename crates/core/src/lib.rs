@@ -9,6 +9,7 @@ pub mod json_response;
 pub mod provider;
 pub mod redact;
 pub mod standard;
+pub mod store;
 pub mod token;
 pub mod wire;
 
@@ -25,4 +26,5 @@ pub use provider::{
 };
 pub use secrecy::{ExposeSecret, SecretString};
 pub use standard::{ClientAuth, StandardProvider, StandardProviderBuilder};
+pub use store::{CasOutcome, LeaseOutcome, MemoryStore, StoredToken, TokenKey, TokenStore};
 pub use token::{DisplayTime, ProviderId, Token, TokenRecord};

@@ -1,0 +1,146 @@
+//! `TokenKey`: which token, for which account, with which scopes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::token::ProviderId;
+
+/// Identifies one token: a provider, an account at it (a Hike store, a
+/// HyperSKU user, a partner client) and the scopes it was granted for.
+///
+/// Two keys that differ in any part are never merged: one account may hold
+/// tokens for different scope sets side by side. Scopes are sorted and
+/// deduplicated, so their order does not matter.
+///
+/// The key is one shared string (`provider|account|scopes`, with `%` and `|`
+/// escaped in the parts), cheap to clone and to hash, and the primary key of
+/// the SQL stores.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenKey(Arc<str>);
+
+impl TokenKey {
+    /// The key of `account`'s token at `provider`, with no particular scopes.
+    pub fn new(provider: &ProviderId, account: &str) -> Self {
+        Self::with_scopes(provider, account, std::iter::empty::<&str>())
+    }
+
+    /// The key of `account`'s token at `provider` for `scopes`.
+    pub fn with_scopes<I, S>(provider: &ProviderId, account: &str, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut scopes: Vec<String> = scopes.into_iter().map(|s| escape(s.as_ref())).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        let text = format!(
+            "{}|{}|{}",
+            escape(provider.as_str()),
+            escape(account),
+            scopes.join(" ")
+        );
+        Self(Arc::from(text))
+    }
+
+    /// Rebuilds a key from [`TokenKey::as_str`] (as read from a store).
+    /// Returns `None` if the text is not a key.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('|');
+        let (provider, account, scopes) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || provider.is_empty() {
+            return None;
+        }
+        let scopes: Vec<String> = scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(unescape)
+            .collect();
+        Some(Self::with_scopes(
+            &ProviderId::new(unescape(provider)),
+            &unescape(account),
+            scopes,
+        ))
+    }
+
+    /// The key as one string, e.g. `hike|store-42|`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The provider part.
+    pub fn provider(&self) -> ProviderId {
+        ProviderId::new(unescape(self.part(0)))
+    }
+
+    /// The account part.
+    pub fn account(&self) -> String {
+        unescape(self.part(1))
+    }
+
+    /// The scopes part, sorted.
+    pub fn scopes(&self) -> Vec<String> {
+        self.part(2)
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(unescape)
+            .collect()
+    }
+
+    fn part(&self, index: usize) -> &str {
+        self.0.split('|').nth(index).unwrap_or("")
+    }
+}
+
+fn escape(part: &str) -> String {
+    part.replace('%', "%25")
+        .replace('|', "%7C")
+        .replace(' ', "%20")
+}
+
+fn unescape(part: &str) -> String {
+    part.replace("%20", " ")
+        .replace("%7C", "|")
+        .replace("%25", "%")
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HIKE: ProviderId = ProviderId::from_static("hike");
+
+    #[test]
+    fn scopes_are_canonical_and_part_of_the_identity() {
+        let a = TokenKey::with_scopes(&HIKE, "store-1", ["b", "a", "a"]);
+        let b = TokenKey::with_scopes(&HIKE, "store-1", ["a", "b"]);
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "hike|store-1|a b");
+        assert_ne!(a, TokenKey::new(&HIKE, "store-1"));
+        assert_ne!(
+            TokenKey::new(&HIKE, "store-1"),
+            TokenKey::new(&HIKE, "store-2")
+        );
+    }
+
+    #[test]
+    fn separators_in_parts_are_escaped_and_round_trip() {
+        let key = TokenKey::with_scopes(&HIKE, "a|b c%", ["x|y"]);
+        assert_eq!(key.account(), "a|b c%");
+        assert_eq!(key.scopes(), ["x|y"]);
+        assert_eq!(key.provider(), HIKE);
+        assert_eq!(TokenKey::parse(key.as_str()), Some(key));
+        assert_eq!(TokenKey::parse("no separators"), None);
+    }
+}
