@@ -6,6 +6,7 @@ pub mod clock;
 pub mod error;
 pub mod http;
 pub mod json_response;
+pub mod manager;
 pub mod provider;
 pub mod redact;
 pub mod standard;

@@ -1,0 +1,204 @@
+//! What the hot path reads: a compact, immutable view of one token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::token::{DisplayTime, Token};
+
+/// When to refresh ahead of expiry.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshTiming {
+    /// Refresh this long before expiry (default 60 s)…
+    pub skew: Duration,
+    /// …but never more than this fraction of the token's lifetime before
+    /// expiry (default 0.5: a 300 s token is reused for at least 150 s).
+    pub max_skew_fraction: f64,
+    /// Refresh up to this much earlier still, at random, so a fleet does not
+    /// refresh in lockstep (default 30 s, capped at 10 % of the lifetime).
+    pub jitter: Duration,
+}
+
+impl Default for RefreshTiming {
+    fn default() -> Self {
+        Self {
+            skew: Duration::from_secs(60),
+            max_skew_fraction: 0.5,
+            jitter: Duration::from_secs(30),
+        }
+    }
+}
+
+const JITTER_MAX_FRACTION: f64 = 0.1;
+
+impl RefreshTiming {
+    /// When a token issued at `issued_at` and expiring at `expires_at`
+    /// should be refreshed. `jitter_sample` is in `[0, 1)`.
+    pub fn refresh_at(
+        &self,
+        issued_at: SystemTime,
+        expires_at: SystemTime,
+        jitter_sample: f64,
+    ) -> SystemTime {
+        let lifetime = expires_at.duration_since(issued_at).unwrap_or_default();
+        let skew = self
+            .skew
+            .min(lifetime.mul_f64(self.max_skew_fraction.clamp(0.0, 1.0)));
+        let jitter_cap = self.jitter.min(lifetime.mul_f64(JITTER_MAX_FRACTION));
+        let jitter = jitter_cap.mul_f64(jitter_sample.clamp(0.0, 1.0));
+        expires_at
+            .checked_sub(skew + jitter)
+            .unwrap_or(issued_at)
+            .max(issued_at)
+    }
+}
+
+/// One cached token: the `Authorization` header value (which contains the
+/// access token, so the secret is stored once), its expiry, when to refresh
+/// it, and the store version it came from. Immutable; replaced whole.
+pub(crate) struct CachedToken {
+    header: SecretString,
+    token_start: usize,
+    expires_at_ms: Option<u64>,
+    refresh_at_ms: Option<u64>,
+    pub(crate) version: u64,
+}
+
+impl CachedToken {
+    pub(crate) fn new(token: &Token, version: u64, timing: &RefreshTiming) -> Self {
+        let header = format!(
+            "{} {}",
+            token.token_type,
+            token.access_token.expose_secret()
+        );
+        let token_start = token.token_type.len() + 1;
+        let refresh_at = token
+            .expires_at
+            .map(|expires| timing.refresh_at(token.issued_at, expires, fastrand::f64()));
+        Self {
+            header: SecretString::from(header),
+            token_start,
+            expires_at_ms: token.expires_at.map(unix_ms),
+            refresh_at_ms: refresh_at.map(unix_ms),
+            version,
+        }
+    }
+
+    /// Usable without starting a refresh.
+    pub(crate) fn is_fresh(&self, now_ms: u64) -> bool {
+        self.refresh_at_ms.is_none_or(|at| now_ms < at)
+    }
+
+    /// Not yet expired (it may be due for refresh).
+    pub(crate) fn is_valid(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_none_or(|at| now_ms < at)
+    }
+
+    pub(crate) fn expires_at_ms(&self) -> Option<u64> {
+        self.expires_at_ms
+    }
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A valid access token handed out by the
+/// [`TokenManager`](crate::manager::TokenManager). Cheap to clone (it shares
+/// the cached value); its `Debug` redacts.
+#[derive(Clone)]
+pub struct AccessToken(pub(crate) Arc<CachedToken>);
+
+impl AccessToken {
+    /// The access token itself.
+    pub fn expose_secret(&self) -> &str {
+        &self.0.header.expose_secret()[self.0.token_start..]
+    }
+
+    /// The `Authorization` header value, e.g. `Bearer eyJ…`.
+    pub fn expose_authorization_header(&self) -> &str {
+        self.0.header.expose_secret()
+    }
+
+    /// When it expires, if known.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0
+            .expires_at_ms
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
+    /// The store version it came from (changes with every refresh).
+    pub fn version(&self) -> u64 {
+        self.0.version
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at().map(DisplayTime))
+            .field("version", &self.0.version)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::ProviderId;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn skew_is_capped_by_a_fraction_of_the_lifetime() {
+        let timing = RefreshTiming {
+            jitter: Duration::ZERO,
+            ..Default::default()
+        };
+        // A one-hour token refreshes 60 s early.
+        assert_eq!(timing.refresh_at(at(0), at(3600), 0.0), at(3540));
+        // A 300 s token is still reused for 240 s.
+        assert_eq!(timing.refresh_at(at(0), at(300), 0.0), at(240));
+        // A 60 s token refreshes at half-life, not immediately.
+        assert_eq!(timing.refresh_at(at(0), at(60), 0.0), at(30));
+    }
+
+    #[test]
+    fn jitter_only_moves_the_refresh_earlier_and_is_capped() {
+        let timing = RefreshTiming::default();
+        let earliest = timing.refresh_at(at(0), at(3600), 0.999_999);
+        assert!(earliest >= at(3600 - 60 - 30) && earliest < at(3540));
+        // For a 100 s token the jitter is at most 10 s.
+        assert!(timing.refresh_at(at(0), at(100), 0.999_999) >= at(100 - 50 - 10));
+    }
+
+    #[test]
+    fn the_header_holds_the_token_once_and_debug_redacts() {
+        let mut token = Token::new(
+            ProviderId::from_static("p"),
+            SecretString::from("tok-123"),
+            at(0),
+        );
+        token.expires_at = Some(at(3600));
+        let access = AccessToken(Arc::new(CachedToken::new(
+            &token,
+            7,
+            &RefreshTiming::default(),
+        )));
+        assert_eq!(access.expose_secret(), "tok-123");
+        assert_eq!(access.expose_authorization_header(), "Bearer tok-123");
+        assert_eq!(access.version(), 7);
+        assert!(!format!("{access:?}").contains("tok-123"));
+        assert!(access.0.is_fresh(unix_ms(at(3000))));
+        assert!(!access.0.is_fresh(unix_ms(at(3590))));
+        assert!(access.0.is_valid(unix_ms(at(3590))));
+        assert!(!access.0.is_valid(unix_ms(at(3600))));
+    }
+}

@@ -1,0 +1,326 @@
+//! The manager against a scripted in-process provider: single flight,
+//! cancellation, refresh ahead, persistence order, events, the background
+//! refresher's concurrency bound and backoff.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::provider::{ClientCredentialsProvider, Context, Provider, RefreshPolicy};
+
+const LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Issues numbered tokens after `delay`; counts calls and peak concurrency.
+#[derive(Debug)]
+struct Scripted {
+    context: Context,
+    delay: Duration,
+    calls: AtomicUsize,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    fail_next: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(clock: &ManualClock, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            context: Context::new().unwrap().with_clock(Arc::new(clock.clone())),
+            delay,
+            calls: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            fail_next: AtomicUsize::new(0),
+        })
+    }
+}
+
+static SCRIPTED: ProviderId = ProviderId::from_static("scripted");
+
+impl Provider for Scripted {
+    fn id(&self) -> &ProviderId {
+        &SCRIPTED
+    }
+    fn refresh_policy(&self) -> RefreshPolicy {
+        RefreshPolicy::Reacquire
+    }
+    fn context(&self) -> &Context {
+        &self.context
+    }
+}
+
+#[async_trait]
+impl ClientCredentialsProvider for Scripted {
+    async fn client_credentials(&self, _scopes: &[String]) -> Result<Token> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let now_in = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now_in, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::HttpStatus {
+                provider: SCRIPTED.clone(),
+                status: 503,
+                retry_after: None,
+                excerpt: String::new(),
+            });
+        }
+        let now = self.context.clock.now();
+        let mut token = Token::new(
+            SCRIPTED.clone(),
+            SecretString::from(format!("token-{n}")),
+            now,
+        );
+        token.expires_at = Some(now + LIFETIME);
+        Ok(token)
+    }
+}
+
+fn manager(clock: &ManualClock, provider: &Arc<Scripted>) -> TokenManager {
+    TokenManager::builder()
+        .clock(Arc::new(clock.clone()))
+        .renewer(Renewer::reacquire(provider.clone()))
+        .failure_backoff(Duration::from_millis(200), Duration::from_secs(5))
+        .build()
+}
+
+fn key(account: &str) -> TokenKey {
+    TokenKey::new(&SCRIPTED, account)
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_request_and_the_cache_serves_the_rest() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(50));
+    let manager = manager(&clock, &provider);
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.get(&key("a")).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().expose_secret(), "token-1");
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    // Cached now: no further request, and the sync path sees it too.
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "token-1"
+    );
+    assert_eq!(
+        manager.try_get(&key("a")).unwrap().expose_secret(),
+        "token-1"
+    );
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn different_keys_are_never_merged() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(20));
+    let manager = manager(&clock, &provider);
+    let scoped = TokenKey::with_scopes(&SCRIPTED, "a", ["read"]);
+    let (key_a, key_b) = (key("a"), key("b"));
+    let (a, b, c) = tokio::join!(
+        manager.get(&key_a),
+        manager.get(&key_b),
+        manager.get(&scoped)
+    );
+    let secrets = [a.unwrap(), b.unwrap(), c.unwrap()].map(|t| t.expose_secret().to_owned());
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 3);
+    assert!(secrets[0] != secrets[1] && secrets[1] != secrets[2] && secrets[0] != secrets[2]);
+}
+
+#[tokio::test]
+async fn cancelling_the_first_caller_fails_nobody() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(200));
+    let manager = manager(&clock, &provider);
+    let first = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.get(&key("a")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let others: Vec<_> = (0..10)
+        .map(|_| {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.get(&key("a")).await })
+        })
+        .collect();
+    first.abort();
+    for other in others {
+        assert_eq!(other.await.unwrap().unwrap().expose_secret(), "token-1");
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_due_token_is_served_while_the_refresh_runs_and_persisted_before_it_is_seen() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(300));
+    let store = Arc::new(MemoryStore::new());
+    let manager = TokenManager::builder()
+        .store(store.clone())
+        .clock(Arc::new(clock.clone()))
+        .renewer(Renewer::reacquire(provider.clone()))
+        .build();
+    let first = manager.get(&key("a")).await.unwrap();
+    // Within the skew (and jitter) but still valid.
+    clock.advance(LIFETIME - Duration::from_secs(10));
+    let served = tokio::time::timeout(Duration::from_millis(150), manager.get(&key("a")))
+        .await
+        .expect("a valid token is served without waiting for the refresh")
+        .unwrap();
+    assert_eq!(served.expose_secret(), first.expose_secret());
+    // Wait for the background refresh.
+    let mut events = manager.subscribe();
+    let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(event, TokenEvent::Refreshed { version: 2, .. }),
+        "{event:?}"
+    );
+    let stored = store.load(&key("a")).await.unwrap().unwrap();
+    assert_eq!(stored.record.access_token, "token-2");
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "token-2"
+    );
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_300_second_token_is_reused() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::ZERO);
+    let manager = manager(&clock, &provider);
+    let mut token = Token::new(SCRIPTED.clone(), SecretString::from("short"), clock.now());
+    token.expires_at = Some(clock.now() + Duration::from_secs(300));
+    manager.insert(key("a"), token).await.unwrap();
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "short"
+    );
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn failures_are_reported_backed_off_and_recovered_from() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::ZERO);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let manager = {
+        let seen = seen.clone();
+        TokenManager::builder()
+            .clock(Arc::new(clock.clone()))
+            .renewer(Renewer::reacquire(provider.clone()))
+            .failure_backoff(Duration::from_secs(2), Duration::from_secs(60))
+            .on_event(move |event| seen.lock().unwrap().push(format!("{event:?}")))
+            .build()
+    };
+    manager.get(&key("a")).await.unwrap();
+    clock.advance(LIFETIME - Duration::from_secs(5));
+    provider.fail_next.store(1, Ordering::SeqCst);
+    manager.get(&key("a")).await.unwrap(); // served; starts the failing refresh
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    // In backoff: no new request while the old token is valid.
+    manager.get(&key("a")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.starts_with("RefreshFailed")));
+    // After the backoff, the next get refreshes.
+    clock.advance(Duration::from_secs(4));
+    manager.get(&key("a")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "token-3"
+    );
+}
+
+#[tokio::test]
+async fn an_unauthorized_key_requires_authorization_and_an_unknown_provider_is_a_configuration_error(
+) {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let manager = TokenManager::builder()
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let err = manager.get(&key("a")).await.unwrap_err();
+    assert!(matches!(err, Error::Configuration { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn force_refresh_renews_once_even_for_many_callers() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(50));
+    let manager = manager(&clock, &provider);
+    let rejected = manager.get(&key("a")).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (manager, rejected) = (manager.clone(), rejected.clone());
+            tokio::spawn(async move { manager.force_refresh(&key("a"), &rejected).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().expose_secret(), "token-2");
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn the_background_refresher_bounds_concurrency_and_lets_nothing_lapse() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(5));
+    let manager = manager(&clock, &provider);
+    let keys: Vec<_> = (0..300).map(|i| key(&format!("tenant-{i}"))).collect();
+    for key in &keys {
+        let mut token = Token::new(SCRIPTED.clone(), SecretString::from("old"), clock.now());
+        token.expires_at = Some(clock.now() + LIFETIME);
+        manager.insert(key.clone(), token).await.unwrap();
+    }
+    // The whole wave is due at once, 30 s before it expires.
+    clock.advance(LIFETIME - Duration::from_secs(30));
+    let _refresher = manager.spawn_background_refresher(
+        RefresherConfig::default()
+            .with_tick(Duration::from_millis(20))
+            .with_max_concurrent(4),
+    );
+    // Peek at the cache without `get`, which would start refreshes of its own.
+    let renewed = |key: &TokenKey| {
+        let slot = manager.inner.slot(key);
+        let cached = slot.current.load_full();
+        cached.is_some_and(|c| AccessToken(c).expose_secret() != "old")
+    };
+    let all_renewed = || keys.iter().all(renewed);
+    for _ in 0..500 {
+        if all_renewed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(all_renewed(), "every token was renewed before it expired");
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        keys.len(),
+        "one request per key"
+    );
+    let peak = provider.peak.load(Ordering::SeqCst);
+    assert!(
+        (1..=4).contains(&peak),
+        "at most 4 refreshes at once, saw {peak}"
+    );
+}
