@@ -220,24 +220,17 @@ impl TokenManager {
     /// otherwise (expired, or not yet loaded) the result of the one refresh
     /// in flight for the key.
     pub async fn get(&self, key: &TokenKey) -> Result<AccessToken> {
-        let slot = self.inner.slot(key);
-        let now = self.now_ms();
-        if let Some(cached) = slot.current.load_full() {
-            if cached.is_fresh(now) {
-                return Ok(AccessToken(cached));
-            }
-            if cached.is_valid(now) {
-                if !slot.in_backoff(now) {
-                    drop(self.inner.join_flight(key, &slot, None, false));
-                }
-                return Ok(AccessToken(cached));
-            }
+        if let Some(token) = self.try_get(key) {
+            return Ok(token);
         }
+        let slot = self.inner.slot(key);
         self.inner.join_flight(key, &slot, None, true).await
     }
 
-    /// The cached token for `key` if it is still valid, without waiting.
-    /// Starts a background refresh when one is due (inside a Tokio runtime).
+    /// The cached token for `key` if it is still valid, without waiting:
+    /// the hot path of [`TokenManager::get`] (a lock-free lookup and load,
+    /// one reference-count increment, no allocation). Starts a background
+    /// refresh when one is due (inside a Tokio runtime).
     pub fn try_get(&self, key: &TokenKey) -> Option<AccessToken> {
         let now = self.now_ms();
         let slots = self.inner.slots.pin();

@@ -1,0 +1,237 @@
+//! The PostgreSQL store.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oauth2_adapters_core::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKey, TokenStore};
+use oauth2_adapters_core::token::TokenRecord;
+use oauth2_adapters_core::Result;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::migrate;
+use crate::record::{self, db_error};
+
+/// The key of the transaction-level advisory lock under which migrations run
+/// (the bytes of `"oauth2ad"`), so that processes starting at once take turns.
+const MIGRATION_LOCK: i64 = 0x6f61_7574_6832_6164;
+
+/// Tokens in a PostgreSQL database, shared by any number of processes.
+///
+/// Lease expiry is computed with the database's clock (`now()`), so
+/// instances whose clocks disagree still agree on who holds a lease.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects a pool to `url` (`postgres://user@host:port/database`) and
+    /// runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .connect(url)
+            .await
+            .map_err(db_error("connecting to PostgreSQL"))?;
+        Self::from_pool(pool).await
+    }
+
+    /// A store on an existing pool; runs the migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        migrate_postgres(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Applies the pending migrations in one transaction that first takes an
+/// advisory lock: concurrent runs wait for each other, then find nothing to
+/// do. The migrations table is created only when missing, so a role without
+/// `CREATE` privilege can use an already migrated database.
+async fn migrate_postgres(pool: &PgPool) -> Result<()> {
+    let fail = || db_error("migrating the PostgreSQL database");
+    let mut tx = pool.begin().await.map_err(fail())?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("locking the PostgreSQL database for migrations"))?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(migrate::TABLE)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fail())?;
+    if !exists {
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE {} (
+                version     BIGINT      NOT NULL PRIMARY KEY,
+                description TEXT        NOT NULL,
+                checksum    BIGINT      NOT NULL,
+                applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+            )",
+            migrate::TABLE
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(fail())?;
+    }
+    let applied: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        "SELECT version, checksum FROM {} ORDER BY version",
+        migrate::TABLE
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error("reading the applied migrations"))?;
+    for migration in migrate::pending(migrate::POSTGRES, &applied)? {
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("applying a migration to the PostgreSQL database"))?;
+        sqlx::query(&format!(
+            "INSERT INTO {} (version, description, checksum) VALUES ($1, $2, $3)",
+            migrate::TABLE
+        ))
+        .bind(migration.version)
+        .bind(migration.description)
+        .bind(migration.checksum())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("recording a migration"))?;
+    }
+    tx.commit().await.map_err(fail())
+}
+
+#[async_trait]
+impl TokenStore for PostgresStore {
+    async fn load(&self, key: &TokenKey) -> Result<Option<StoredToken>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT record, version FROM oauth2_adapters_tokens WHERE key = $1")
+                .bind(key.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error("loading a token"))?;
+        row.map(|(json, version)| record::decode(key, &json, version))
+            .transpose()
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &TokenKey,
+        expected: Option<u64>,
+        record: &TokenRecord,
+    ) -> Result<CasOutcome> {
+        let json = record::encode(key, record)?;
+        let written: Option<i64> = match expected.map(record::expected_to_db) {
+            None => sqlx::query_scalar(
+                "INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at)
+                 VALUES ($1, $2, $3, 1, now())
+                 ON CONFLICT (key) DO NOTHING
+                 RETURNING version",
+            )
+            .bind(key.as_str())
+            .bind(key.provider().as_str())
+            .bind(&json)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("inserting a token"))?,
+            Some(Ok(expected)) => sqlx::query_scalar(
+                "UPDATE oauth2_adapters_tokens
+                 SET record = $3, provider = $2, version = version + 1, updated_at = now()
+                 WHERE key = $1 AND version = $4
+                 RETURNING version",
+            )
+            .bind(key.as_str())
+            .bind(key.provider().as_str())
+            .bind(&json)
+            .bind(expected)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("updating a token"))?,
+            Some(Err(())) => None,
+        };
+        match written {
+            Some(version) => record::written(key, version),
+            None => Ok(CasOutcome::Conflict {
+                current: self.load(key).await?,
+            }),
+        }
+    }
+
+    async fn delete(&self, key: &TokenKey) -> Result<()> {
+        sqlx::query(
+            "WITH lease AS (DELETE FROM oauth2_adapters_leases WHERE key = $1)
+             DELETE FROM oauth2_adapters_tokens WHERE key = $1",
+        )
+        .bind(key.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("deleting a token"))?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<TokenKey>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, provider FROM oauth2_adapters_tokens ORDER BY key")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error("listing the stored tokens"))?;
+        Ok(record::parse_keys(rows))
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        key: &TokenKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<LeaseOutcome> {
+        let fail = || db_error("taking a refresh lease");
+        // One transaction: when the upsert does not take the lease, it still
+        // locks the other holder's row, so the following read of its expiry
+        // sees that row, unchanged, at the same `now()`.
+        let mut tx = self.pool.begin().await.map_err(fail())?;
+        let taken: Option<String> = sqlx::query_scalar(
+            "INSERT INTO oauth2_adapters_leases AS lease (key, holder, expires_at)
+             VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+             ON CONFLICT (key) DO UPDATE
+                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+                 WHERE lease.expires_at <= now() OR lease.holder = EXCLUDED.holder
+             RETURNING holder",
+        )
+        .bind(key.as_str())
+        .bind(holder)
+        .bind(record::ttl_ms(ttl))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(fail())?;
+        let outcome = if taken.is_some() {
+            LeaseOutcome::Acquired
+        } else {
+            let remaining_ms: Option<i64> = sqlx::query_scalar(
+                "SELECT CEIL(EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::BIGINT
+                 FROM oauth2_adapters_leases WHERE key = $1",
+            )
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail())?;
+            LeaseOutcome::HeldByOther {
+                remaining: record::remaining(remaining_ms.unwrap_or(0)),
+            }
+        };
+        tx.commit().await.map_err(fail())?;
+        Ok(outcome)
+    }
+
+    async fn release_lease(&self, key: &TokenKey, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oauth2_adapters_leases WHERE key = $1 AND holder = $2")
+            .bind(key.as_str())
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("releasing a refresh lease"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! What both stores share: the JSON form of a record, version numbers, keys
+//! read back from a table, lease durations, and error mapping.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth2_adapters_core::store::{CasOutcome, StoredToken, TokenKey};
+use oauth2_adapters_core::token::TokenRecord;
+use oauth2_adapters_core::{Error, Result};
+
+/// The longest lease a store grants (ten years): a longer `ttl` is shortened
+/// to this, which keeps the expiry arithmetic far from any overflow.
+const MAX_TTL_MS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
+
+/// Maps a database error to a store error saying what failed.
+pub(crate) fn db_error(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+    move |err| Error::store(what, err)
+}
+
+/// The record as the JSON text stored in the `record` column.
+pub(crate) fn encode(key: &TokenKey, record: &TokenRecord) -> Result<String> {
+    // Serializing a record cannot fail in practice (string keys, no floats
+    // that JSON cannot carry). The serde error is dropped all the same: it
+    // could describe a value.
+    serde_json::to_string(record).map_err(|_| Error::Store {
+        message: format!("the record for {key} could not be serialized as JSON"),
+        source: None,
+    })
+}
+
+/// The stored token from its JSON text and version column.
+pub(crate) fn decode(key: &TokenKey, json: &str, version: i64) -> Result<StoredToken> {
+    let record = serde_json::from_str::<TokenRecord>(json).map_err(|err| Error::Store {
+        message: format!("stored record for {key} is not valid JSON"),
+        source: Some(Arc::new(InvalidRecord::from(&err))),
+    })?;
+    Ok(StoredToken {
+        record,
+        version: version_from_db(key, version)?,
+    })
+}
+
+/// A version read from the database (`BIGINT`, always positive).
+pub(crate) fn version_from_db(key: &TokenKey, version: i64) -> Result<u64> {
+    u64::try_from(version).map_err(|_| Error::Store {
+        message: format!("stored version for {key} is negative ({version})"),
+        source: None,
+    })
+}
+
+/// The expected version as a database integer. `Err(())` when it cannot be
+/// stored at all (above `i64::MAX`), so it cannot match: a conflict.
+pub(crate) fn expected_to_db(expected: u64) -> Result<i64, ()> {
+    i64::try_from(expected).map_err(|_| ())
+}
+
+/// The outcome of a CAS statement that returned the new version.
+pub(crate) fn written(key: &TokenKey, version: i64) -> Result<CasOutcome> {
+    Ok(CasOutcome::Written {
+        version: version_from_db(key, version)?,
+    })
+}
+
+/// Keys from `(key, provider)` rows; rows whose key does not parse are
+/// skipped with a warning naming only their provider.
+pub(crate) fn parse_keys(rows: Vec<(String, String)>) -> Vec<TokenKey> {
+    rows.into_iter()
+        .filter_map(|(text, provider)| {
+            let key = TokenKey::parse(&text);
+            if key.is_none() {
+                tracing::warn!(
+                    provider = %provider,
+                    "skipping a stored token whose key does not parse"
+                );
+            }
+            key
+        })
+        .collect()
+}
+
+/// A lease's time to live in whole milliseconds, rounded up, at most ten years.
+pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
+    let ms = ttl.as_nanos().div_ceil(1_000_000);
+    i64::try_from(ms).map_or(MAX_TTL_MS, |ms| ms.min(MAX_TTL_MS))
+}
+
+/// Milliseconds left on a lease, as a duration (never negative).
+pub(crate) fn remaining(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Why a stored record could not be read: where, and what kind of error,
+/// without serde's message (which may quote the offending value, a secret).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InvalidRecord {
+    line: usize,
+    column: usize,
+    category: &'static str,
+}
+
+impl From<&serde_json::Error> for InvalidRecord {
+    fn from(err: &serde_json::Error) -> Self {
+        let category = match err.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "not a token record",
+            serde_json::error::Category::Eof => "unexpected end of input",
+        };
+        Self {
+            line: err.line(),
+            column: err.column(),
+            category,
+        }
+    }
+}
+
+impl fmt::Display for InvalidRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {}, column {}",
+            self.category, self.line, self.column
+        )
+    }
+}
+
+impl std::error::Error for InvalidRecord {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        TokenKey::parse("p|a|").unwrap()
+    }
+
+    #[test]
+    fn a_corrupt_record_is_reported_without_its_content() {
+        for json in [
+            r#"{"access_token": "secret-value-1""#,
+            r#"{"provider": "p", "access_token": 42, "secret-value-2": 1}"#,
+            r#"{"provider": "p", "access_token": "secret-value-3", "issued_at_ms": "secret-value-4"}"#,
+        ] {
+            let err = decode(&key(), json, 1).unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(text.contains("stored record for p|a| is not valid JSON"), "{text}");
+            assert!(!text.contains("secret-value"), "{text}");
+        }
+    }
+
+    #[test]
+    fn ttl_is_rounded_up_and_capped() {
+        assert_eq!(ttl_ms(Duration::from_micros(1)), 1);
+        assert_eq!(ttl_ms(Duration::from_millis(200)), 200);
+        assert_eq!(ttl_ms(Duration::MAX), MAX_TTL_MS);
+        assert_eq!(remaining(-5), Duration::ZERO);
+        assert_eq!(remaining(1500), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn versions_out_of_range() {
+        assert!(version_from_db(&key(), -1).is_err());
+        assert_eq!(version_from_db(&key(), 7).unwrap(), 7);
+        assert!(expected_to_db(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn unparsable_keys_are_skipped() {
+        let keys = parse_keys(vec![
+            ("p|a|x y".into(), "p".into()),
+            ("garbage".into(), "q".into()),
+        ]);
+        assert_eq!(keys, vec![TokenKey::parse("p|a|x y").unwrap()]);
+    }
+}

@@ -1,0 +1,277 @@
+//! The SQLite store.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use oauth2_adapters_core::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKey, TokenStore};
+use oauth2_adapters_core::token::TokenRecord;
+use oauth2_adapters_core::Result;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::migrate;
+use crate::record::{self, db_error};
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tokens in a SQLite database: one file shared by the processes of one
+/// machine, or an in-memory database for tests.
+///
+/// [`SqliteStore::open`] sets the durability the store relies on: WAL
+/// journal, `synchronous=FULL` (a committed rotation survives a power loss)
+/// and a 5 s busy timeout. The refresh lease is kept in the database too, so
+/// several processes sharing the file refresh a key one at a time.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path` and runs
+    /// the migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(db_error("opening the SQLite database"))?;
+        Self::from_pool(pool).await
+    }
+
+    /// A private in-memory database (for tests). It lives as long as the
+    /// store and its clones: the pool keeps its one connection open for good.
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(db_error("configuring an in-memory SQLite database"))?
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(db_error("opening an in-memory SQLite database"))?;
+        Self::from_pool(pool).await
+    }
+
+    /// A store on an existing pool; runs the migrations. The pool's own
+    /// settings apply: see [`SqliteStore::open`] for those the store expects.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self> {
+        migrate_sqlite(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Applies the pending migrations in one `BEGIN IMMEDIATE` transaction, so
+/// that processes opening one file at once take turns.
+async fn migrate_sqlite(pool: &SqlitePool) -> Result<()> {
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(db_error("migrating the SQLite database"))?;
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (
+            version       INTEGER NOT NULL PRIMARY KEY,
+            description   TEXT    NOT NULL,
+            checksum      INTEGER NOT NULL,
+            applied_at_ms INTEGER NOT NULL
+        ) STRICT",
+        migrate::TABLE
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error("migrating the SQLite database"))?;
+    let applied: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        "SELECT version, checksum FROM {} ORDER BY version",
+        migrate::TABLE
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error("reading the applied migrations"))?;
+    for migration in migrate::pending(migrate::SQLITE, &applied)? {
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("applying a migration to the SQLite database"))?;
+        sqlx::query(&format!(
+            "INSERT INTO {} (version, description, checksum, applied_at_ms) VALUES (?, ?, ?, ?)",
+            migrate::TABLE
+        ))
+        .bind(migration.version)
+        .bind(migration.description)
+        .bind(migration.checksum())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("recording a migration"))?;
+    }
+    tx.commit()
+        .await
+        .map_err(db_error("migrating the SQLite database"))
+}
+
+/// Now, in milliseconds since the Unix epoch. Processes sharing one SQLite
+/// file share one machine, and so one clock.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn load(&self, key: &TokenKey) -> Result<Option<StoredToken>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT record, version FROM oauth2_adapters_tokens WHERE key = ?")
+                .bind(key.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error("loading a token"))?;
+        row.map(|(json, version)| record::decode(key, &json, version))
+            .transpose()
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &TokenKey,
+        expected: Option<u64>,
+        record: &TokenRecord,
+    ) -> Result<CasOutcome> {
+        let json = record::encode(key, record)?;
+        let written: Option<i64> = match expected.map(record::expected_to_db) {
+            None => sqlx::query_scalar(
+                "INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at_ms)
+                 VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (key) DO NOTHING
+                 RETURNING version",
+            )
+            .bind(key.as_str())
+            .bind(key.provider().as_str())
+            .bind(&json)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("inserting a token"))?,
+            Some(Ok(expected)) => sqlx::query_scalar(
+                "UPDATE oauth2_adapters_tokens
+                 SET record = ?3, provider = ?2, version = version + 1, updated_at_ms = ?4
+                 WHERE key = ?1 AND version = ?5
+                 RETURNING version",
+            )
+            .bind(key.as_str())
+            .bind(key.provider().as_str())
+            .bind(&json)
+            .bind(now_ms())
+            .bind(expected)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("updating a token"))?,
+            Some(Err(())) => None,
+        };
+        match written {
+            Some(version) => record::written(key, version),
+            None => Ok(CasOutcome::Conflict {
+                current: self.load(key).await?,
+            }),
+        }
+    }
+
+    async fn delete(&self, key: &TokenKey) -> Result<()> {
+        let fail = || db_error("deleting a token");
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail())?;
+        for table in ["oauth2_adapters_tokens", "oauth2_adapters_leases"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE key = ?"))
+                .bind(key.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail())?;
+        }
+        tx.commit().await.map_err(fail())
+    }
+
+    async fn keys(&self) -> Result<Vec<TokenKey>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, provider FROM oauth2_adapters_tokens ORDER BY key")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error("listing the stored tokens"))?;
+        Ok(record::parse_keys(rows))
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        key: &TokenKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<LeaseOutcome> {
+        let fail = || db_error("taking a refresh lease");
+        // One write transaction: the upsert and, when it did not take the
+        // lease, the read of the other holder's expiry see the same state.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail())?;
+        let now = now_ms();
+        let taken: Option<String> = sqlx::query_scalar(
+            "INSERT INTO oauth2_adapters_leases (key, holder, expires_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE
+                 SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms
+                 WHERE oauth2_adapters_leases.expires_at_ms <= ?4
+                    OR oauth2_adapters_leases.holder = excluded.holder
+             RETURNING holder",
+        )
+        .bind(key.as_str())
+        .bind(holder)
+        .bind(now.saturating_add(record::ttl_ms(ttl)))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(fail())?;
+        let outcome = if taken.is_some() {
+            LeaseOutcome::Acquired
+        } else {
+            let expires_at: Option<i64> = sqlx::query_scalar(
+                "SELECT expires_at_ms FROM oauth2_adapters_leases WHERE key = ?",
+            )
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail())?;
+            LeaseOutcome::HeldByOther {
+                remaining: record::remaining(expires_at.map_or(0, |at| at.saturating_sub(now))),
+            }
+        };
+        tx.commit().await.map_err(fail())?;
+        Ok(outcome)
+    }
+
+    async fn release_lease(&self, key: &TokenKey, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oauth2_adapters_leases WHERE key = ? AND holder = ?")
+            .bind(key.as_str())
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("releasing a refresh lease"))?;
+        Ok(())
+    }
+}
