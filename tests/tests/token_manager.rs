@@ -37,7 +37,11 @@ where
     M: CodeFlowMock,
 {
     let token = sign_in(&fx).await.expect("signed in");
-    let Fixture { provider, mock, clock } = fx;
+    let Fixture {
+        provider,
+        mock,
+        clock,
+    } = fx;
     let provider = Arc::new(provider);
     let store = Arc::new(MemoryStore::new());
     let manager = TokenManager::builder()
@@ -52,13 +56,26 @@ where
     clock.advance(Duration::from_secs(3601));
     mock.clear_requests();
     let secrets = concurrent_gets(&manager, &key).await;
-    assert_eq!(mock.token_requests().len(), 1, "exactly one request to the provider");
-    assert!(secrets.iter().all(|s| s == &secrets[0]), "everyone got the same token");
+    assert_eq!(
+        mock.token_requests().len(),
+        1,
+        "exactly one request to the provider"
+    );
+    assert!(
+        secrets.iter().all(|s| s == &secrets[0]),
+        "everyone got the same token"
+    );
 
     let stored = store.load(&key).await.unwrap().expect("stored");
-    let rotated = stored.record.refresh_token.expect("a refresh token is stored");
+    let rotated = stored
+        .record
+        .refresh_token
+        .expect("a refresh token is stored");
     assert_ne!(rotated, first_refresh.expose_secret());
-    assert!(mock.is_refresh_token_valid(&rotated), "the stored refresh token is the live one");
+    assert!(
+        mock.is_refresh_token_valid(&rotated),
+        "the stored refresh token is the live one"
+    );
     assert!(!mock.is_refresh_token_valid(first_refresh.expose_secret()));
 }
 
@@ -83,10 +100,18 @@ async fn partner_one_request_for_1000_callers_cold_and_expired() {
     let key = TokenKey::new(provider.id(), "partner-client");
 
     let cold = concurrent_gets(&manager, &key).await;
-    assert_eq!(fx.mock.token_requests().len(), 1, "one acquisition for the cold key");
+    assert_eq!(
+        fx.mock.token_requests().len(),
+        1,
+        "one acquisition for the cold key"
+    );
     fx.clock.advance(Duration::from_secs(3601));
     let renewed = concurrent_gets(&manager, &key).await;
-    assert_eq!(fx.mock.token_requests().len(), 2, "one re-acquisition for the expired key");
+    assert_eq!(
+        fx.mock.token_requests().len(),
+        2,
+        "one re-acquisition for the expired key"
+    );
     assert_ne!(cold[0], renewed[0]);
     assert!(renewed.iter().all(|s| s == &renewed[0]));
 }
@@ -95,7 +120,11 @@ async fn partner_one_request_for_1000_callers_cold_and_expired() {
 async fn cancelling_the_first_caller_mid_refresh_fails_nobody() {
     let fx = oauth2_adapters_tests::hike().await;
     let token = sign_in(&fx).await.unwrap();
-    let Fixture { provider, mock, clock } = fx;
+    let Fixture {
+        provider,
+        mock,
+        clock,
+    } = fx;
     let provider = Arc::new(provider);
     let manager = TokenManager::builder()
         .clock(Arc::new(clock.clone()))
@@ -124,7 +153,10 @@ async fn cancelling_the_first_caller_mid_refresh_fails_nobody() {
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
     for other in others {
-        other.await.unwrap().expect("the refresh finished for the others");
+        other
+            .await
+            .unwrap()
+            .expect("the refresh finished for the others");
     }
     assert_eq!(mock.token_requests().len(), 1);
 }

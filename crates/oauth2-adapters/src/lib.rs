@@ -21,6 +21,12 @@ pub mod partner {
     pub use oauth2_adapters_partner::*;
 }
 
+/// SQLite and PostgreSQL token stores (features `sqlite`, `postgres`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod store_sql {
+    pub use oauth2_adapters_store_sql::*;
+}
+
 /// Mock provider servers for tests (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod testkit {

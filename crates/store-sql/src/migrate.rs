@@ -55,7 +55,10 @@ pub(crate) const POSTGRES: &[Migration] = &[Migration {
 /// already recorded. Fails if a recorded migration is unknown to this build
 /// (the database was migrated by a newer version of this crate) or was
 /// applied with different SQL.
-pub(crate) fn pending(all: &'static [Migration], applied: &[(i64, i64)]) -> Result<&'static [Migration]> {
+pub(crate) fn pending(
+    all: &'static [Migration],
+    applied: &[(i64, i64)],
+) -> Result<&'static [Migration]> {
     for &(version, checksum) in applied {
         let Some(known) = all.iter().find(|m| m.version == version) else {
             return Err(Error::Store {
@@ -128,7 +131,12 @@ mod tests {
         lists.push(POSTGRES);
         for list in lists {
             for (i, m) in list.iter().enumerate() {
-                assert_eq!(m.version, i64::try_from(i).unwrap() + 1, "{}", m.description);
+                assert_eq!(
+                    m.version,
+                    i64::try_from(i).unwrap() + 1,
+                    "{}",
+                    m.description
+                );
             }
         }
     }

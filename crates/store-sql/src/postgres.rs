@@ -7,6 +7,7 @@ use oauth2_adapters_core::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKe
 use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::Result;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Executor;
 
 use crate::migrate;
 use crate::record::{self, db_error};
@@ -47,6 +48,14 @@ impl PostgresStore {
     }
 }
 
+/// The table recording the applied migrations (named in [`migrate::TABLE`]).
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE oauth2_adapters_migrations (
+    version     BIGINT      NOT NULL PRIMARY KEY,
+    description TEXT        NOT NULL,
+    checksum    BIGINT      NOT NULL,
+    applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
 /// Applies the pending migrations in one transaction that first takes an
 /// advisory lock: concurrent runs wait for each other, then find nothing to
 /// do. The migrations table is created only when missing, so a role without
@@ -65,18 +74,10 @@ async fn migrate_postgres(pool: &PgPool) -> Result<()> {
         .await
         .map_err(fail())?;
     if !exists {
-        sqlx::raw_sql(&format!(
-            "CREATE TABLE {} (
-                version     BIGINT      NOT NULL PRIMARY KEY,
-                description TEXT        NOT NULL,
-                checksum    BIGINT      NOT NULL,
-                applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-            )",
-            migrate::TABLE
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(fail())?;
+        (&mut *tx)
+            .execute(CREATE_MIGRATIONS_TABLE)
+            .await
+            .map_err(fail())?;
     }
     let applied: Vec<(i64, i64)> = sqlx::query_as(&format!(
         "SELECT version, checksum FROM {} ORDER BY version",
@@ -86,8 +87,8 @@ async fn migrate_postgres(pool: &PgPool) -> Result<()> {
     .await
     .map_err(db_error("reading the applied migrations"))?;
     for migration in migrate::pending(migrate::POSTGRES, &applied)? {
-        sqlx::raw_sql(migration.sql)
-            .execute(&mut *tx)
+        (&mut *tx)
+            .execute(migration.sql)
             .await
             .map_err(db_error("applying a migration to the PostgreSQL database"))?;
         sqlx::query(&format!(
@@ -155,7 +156,7 @@ impl TokenStore for PostgresStore {
         match written {
             Some(version) => record::written(key, version),
             None => Ok(CasOutcome::Conflict {
-                current: self.load(key).await?,
+                current: self.load(key).await?.map(Box::new),
             }),
         }
     }
@@ -190,7 +191,9 @@ impl TokenStore for PostgresStore {
         let fail = || db_error("taking a refresh lease");
         // One transaction: when the upsert does not take the lease, it still
         // locks the other holder's row, so the following read of its expiry
-        // sees that row, unchanged, at the same `now()`.
+        // sees that row, unchanged. `now()` is the transaction's start; the
+        // time left is measured at the read (`clock_timestamp()`), after any
+        // wait for the other holder's transaction.
         let mut tx = self.pool.begin().await.map_err(fail())?;
         let taken: Option<String> = sqlx::query_scalar(
             "INSERT INTO oauth2_adapters_leases AS lease (key, holder, expires_at)
@@ -210,7 +213,7 @@ impl TokenStore for PostgresStore {
             LeaseOutcome::Acquired
         } else {
             let remaining_ms: Option<i64> = sqlx::query_scalar(
-                "SELECT CEIL(EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::BIGINT
+                "SELECT CEIL(EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::BIGINT
                  FROM oauth2_adapters_leases WHERE key = $1",
             )
             .bind(key.as_str())

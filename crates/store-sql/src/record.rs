@@ -144,7 +144,10 @@ mod tests {
         ] {
             let err = decode(&key(), json, 1).unwrap_err();
             let text = format!("{err} {err:?}");
-            assert!(text.contains("stored record for p|a| is not valid JSON"), "{text}");
+            assert!(
+                text.contains("stored record for p|a| is not valid JSON"),
+                "{text}"
+            );
             assert!(!text.contains("secret-value"), "{text}");
         }
     }

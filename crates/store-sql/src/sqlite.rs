@@ -2,15 +2,14 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use oauth2_adapters_core::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKey, TokenStore};
 use oauth2_adapters_core::token::TokenRecord;
-use oauth2_adapters_core::Result;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use oauth2_adapters_core::{Error, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Executor;
 
 use crate::migrate;
 use crate::record::{self, db_error};
@@ -34,16 +33,18 @@ impl SqliteStore {
     /// Opens (creating it if missing) the database file at `path` and runs
     /// the migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        // No `journal_mode` here: the switch to WAL is made once, below,
+        // where it can be retried (it is persistent in the file).
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .connect_with(options)
             .await
             .map_err(db_error("opening the SQLite database"))?;
+        enable_wal(&pool).await?;
         Self::from_pool(pool).await
     }
 
@@ -77,6 +78,14 @@ impl SqliteStore {
     }
 }
 
+/// The table recording the applied migrations (named in [`migrate::TABLE`]).
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_adapters_migrations (
+    version       INTEGER NOT NULL PRIMARY KEY,
+    description   TEXT    NOT NULL,
+    checksum      INTEGER NOT NULL,
+    applied_at_ms INTEGER NOT NULL
+) STRICT";
+
 /// Applies the pending migrations in one `BEGIN IMMEDIATE` transaction, so
 /// that processes opening one file at once take turns.
 async fn migrate_sqlite(pool: &SqlitePool) -> Result<()> {
@@ -84,18 +93,10 @@ async fn migrate_sqlite(pool: &SqlitePool) -> Result<()> {
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(db_error("migrating the SQLite database"))?;
-    sqlx::raw_sql(&format!(
-        "CREATE TABLE IF NOT EXISTS {} (
-            version       INTEGER NOT NULL PRIMARY KEY,
-            description   TEXT    NOT NULL,
-            checksum      INTEGER NOT NULL,
-            applied_at_ms INTEGER NOT NULL
-        ) STRICT",
-        migrate::TABLE
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error("migrating the SQLite database"))?;
+    (&mut *tx)
+        .execute(CREATE_MIGRATIONS_TABLE)
+        .await
+        .map_err(db_error("migrating the SQLite database"))?;
     let applied: Vec<(i64, i64)> = sqlx::query_as(&format!(
         "SELECT version, checksum FROM {} ORDER BY version",
         migrate::TABLE
@@ -104,8 +105,8 @@ async fn migrate_sqlite(pool: &SqlitePool) -> Result<()> {
     .await
     .map_err(db_error("reading the applied migrations"))?;
     for migration in migrate::pending(migrate::SQLITE, &applied)? {
-        sqlx::raw_sql(migration.sql)
-            .execute(&mut *tx)
+        (&mut *tx)
+            .execute(migration.sql)
             .await
             .map_err(db_error("applying a migration to the SQLite database"))?;
         sqlx::query(&format!(
@@ -123,6 +124,40 @@ async fn migrate_sqlite(pool: &SqlitePool) -> Result<()> {
     tx.commit()
         .await
         .map_err(db_error("migrating the SQLite database"))
+}
+
+/// Puts the database in WAL mode. Switching a new file to WAL takes an
+/// exclusive lock that SQLite's busy timeout does not wait for, so when
+/// several processes create the file at once, the losers retry (for as long
+/// as the busy timeout) instead of failing with "database is locked".
+async fn enable_wal(pool: &SqlitePool) -> Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode = sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
+            .fetch_one(pool)
+            .await;
+        match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(Error::Store {
+                    message: format!("SQLite kept the journal mode {mode:?} instead of WAL"),
+                    source: None,
+                })
+            }
+            Err(err) if is_busy(&err) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(err) => return Err(Error::store("switching the SQLite database to WAL", err)),
+        }
+    }
+}
+
+/// True for `SQLITE_BUSY` and its extended codes.
+fn is_busy(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|err| err.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// Now, in milliseconds since the Unix epoch. Processes sharing one SQLite
@@ -186,7 +221,7 @@ impl TokenStore for SqliteStore {
         match written {
             Some(version) => record::written(key, version),
             None => Ok(CasOutcome::Conflict {
-                current: self.load(key).await?,
+                current: self.load(key).await?.map(Box::new),
             }),
         }
     }

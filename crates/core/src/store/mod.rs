@@ -42,7 +42,7 @@ pub enum CasOutcome {
     /// The stored version was not the expected one; nothing was written.
     Conflict {
         /// What is stored now (`None`: nothing).
-        current: Option<StoredToken>,
+        current: Option<Box<StoredToken>>,
     },
 }
 

@@ -1,0 +1,14 @@
+//! The stores' tests: one conformance suite run against every store, then
+//! each store's own tests. One test binary, to link sqlx once.
+
+#[macro_use]
+mod conformance;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[macro_use]
+mod raw;
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
