@@ -96,6 +96,10 @@ impl CachedToken {
         self.expires_at_ms.is_none_or(|at| now_ms < at)
     }
 
+    pub(crate) fn header(&self) -> &str {
+        self.header.expose_secret()
+    }
+
     pub(crate) fn expires_at_ms(&self) -> Option<u64> {
         self.expires_at_ms
     }
