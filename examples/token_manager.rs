@@ -1,0 +1,185 @@
+//! A small multi-tenant service loop: keeps Hike tokens for many stores
+//! fresh with the token manager, the background refresher and a durable store.
+//!
+//! ```text
+//! cargo run --example token_manager
+//! cargo run --example token_manager -- --postgres postgres://postgres@127.0.0.1:5432/test
+//! ```
+//!
+//! By default it starts the testkit's Hike on 127.0.0.1 (tokens live 4 s, so
+//! refreshes happen while you watch), signs in `--accounts` stores (default
+//! 20), and keeps the tokens in a SQLite file in the temp directory.
+//!
+//! To share state between two running copies, give both the same
+//! `--postgres URL` and the same provider: run the first copy, then start the
+//! second with the `--hike-url`, `--client-id` and `--client-secret` it
+//! prints, plus `--accounts 0` so it serves the stores the first one signed in.
+//! Only one copy refreshes each token (the store's lease), and neither ever
+//! sends a spent refresh token.
+//!
+//! Options: `--seconds N` (default 10), `--prefix P` (account name prefix,
+//! default `store-`), `--sqlite PATH`, `--quiet` (print only the summary line).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oauth2_adapters::hike::Hike;
+use oauth2_adapters::manager::{RefresherConfig, Renewer, TokenEvent, TokenManager};
+use oauth2_adapters::store_sql::{PostgresStore, SqliteStore};
+use oauth2_adapters::testkit::{HikeMock, MockConfig, MockProvider};
+use oauth2_adapters::{
+    AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials, Provider,
+    TokenKey, TokenStore,
+};
+use oauth2_adapters_examples::BoxError;
+
+const REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
+
+struct Options {
+    postgres: Option<String>,
+    sqlite: Option<String>,
+    hike_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    accounts: usize,
+    seconds: u64,
+    prefix: String,
+    quiet: bool,
+}
+
+fn options() -> Result<Options, BoxError> {
+    let mut args = std::env::args().skip(1);
+    let mut o = Options {
+        postgres: None,
+        sqlite: None,
+        hike_url: None,
+        client_id: None,
+        client_secret: None,
+        accounts: 20,
+        seconds: 10,
+        prefix: "store-".into(),
+        quiet: false,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--postgres" => o.postgres = Some(value()?),
+            "--sqlite" => o.sqlite = Some(value()?),
+            "--hike-url" => o.hike_url = Some(value()?),
+            "--client-id" => o.client_id = Some(value()?),
+            "--client-secret" => o.client_secret = Some(value()?),
+            "--accounts" => o.accounts = value()?.parse()?,
+            "--seconds" => o.seconds = value()?.parse()?,
+            "--prefix" => o.prefix = value()?,
+            "--quiet" => o.quiet = true,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    Ok(o)
+}
+
+async fn open_store(o: &Options) -> Result<Arc<dyn TokenStore>, BoxError> {
+    Ok(match (&o.postgres, &o.sqlite) {
+        (Some(url), _) => Arc::new(PostgresStore::connect(url).await?),
+        (None, Some(path)) => Arc::new(SqliteStore::open(path).await?),
+        (None, None) => {
+            let path = std::env::temp_dir().join("oauth2-adapters-token-manager.sqlite");
+            Arc::new(SqliteStore::open(path).await?)
+        }
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let o = options()?;
+    // The provider: an existing server, or the testkit's Hike started here.
+    let (hike_url, credentials, mock) = match &o.hike_url {
+        Some(url) => {
+            let id = o.client_id.clone().ok_or("--hike-url needs --client-id")?;
+            let secret = o.client_secret.clone().ok_or("--hike-url needs --client-secret")?;
+            (url.clone(), ClientCredentials::new(id, secret), None)
+        }
+        None => {
+            let config = MockConfig::default()
+                .with_redirect_uri(REDIRECT_URI)
+                .with_access_token_lifetime(Duration::from_secs(4));
+            let mock = HikeMock::start(config).await?;
+            let c = mock.config();
+            let credentials = ClientCredentials::new(c.client_id.clone(), c.client_secret.clone());
+            (mock.base_url().to_string(), credentials, Some(mock))
+        }
+    };
+    if !o.quiet {
+        println!("provider: --hike-url {hike_url} --client-id {}", credentials.client_id);
+    }
+    let hike = Arc::new(Hike::builder(credentials).base_url(hike_url).build()?);
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let store = open_store(&o).await?;
+    let manager = {
+        let refreshes = refreshes.clone();
+        let quiet = o.quiet;
+        TokenManager::builder()
+            .store(store.clone())
+            .renewer(Renewer::refresh_token(hike.clone()))
+            .on_event(move |event| {
+                if let TokenEvent::Refreshed { .. } = event {
+                    refreshes.fetch_add(1, Ordering::Relaxed);
+                }
+                if !quiet {
+                    println!("event: {event:?}");
+                }
+            })
+            .build()
+    };
+
+    // Sign stores in (with the testkit, no browser is needed). Accounts left
+    // by an earlier run belong to a mock that no longer exists: forget them.
+    if let Some(mock) = &mock {
+        for key in store.keys().await? {
+            if &key.provider() == hike.id() && key.account().starts_with(&o.prefix) {
+                manager.remove(&key).await?;
+            }
+        }
+        for i in 0..o.accounts {
+            let (url, pending) = hike.authorize(AuthorizeRequest::new(REDIRECT_URI)?)?;
+            let callback = mock.approve(&url).await?;
+            let token = hike.handle_callback(CallbackParams::from_url(&callback)?, pending).await?;
+            manager.insert(TokenKey::new(hike.id(), &format!("{}{i}", o.prefix)), token).await?;
+        }
+    }
+    manager.warm().await?;
+    // The stores this copy serves: every Hike account with the prefix.
+    let keys: Vec<TokenKey> = store
+        .keys()
+        .await?
+        .into_iter()
+        .filter(|key| &key.provider() == hike.id() && key.account().starts_with(&o.prefix))
+        .collect();
+    let _refresher = manager.spawn_background_refresher(
+        RefresherConfig::default().with_tick(Duration::from_millis(100)).with_max_concurrent(4),
+    );
+
+    // The service loop: every 100 ms, "call the API" for every store.
+    let (mut gets, mut errors) = (0usize, 0usize);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(o.seconds) {
+        for key in &keys {
+            gets += 1;
+            if let Err(error) = manager.get(key).await {
+                errors += 1;
+                eprintln!("{key}: {error}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "summary: accounts={} gets={gets} errors={errors} refreshes={}",
+        keys.len(),
+        refreshes.load(Ordering::Relaxed)
+    );
+    if errors > 0 {
+        return Err(format!("{errors} requests had no valid token").into());
+    }
+    Ok(())
+}
