@@ -97,7 +97,10 @@ async fn main() -> Result<(), BoxError> {
     let (hike_url, credentials, mock) = match &o.hike_url {
         Some(url) => {
             let id = o.client_id.clone().ok_or("--hike-url needs --client-id")?;
-            let secret = o.client_secret.clone().ok_or("--hike-url needs --client-secret")?;
+            let secret = o
+                .client_secret
+                .clone()
+                .ok_or("--hike-url needs --client-secret")?;
             (url.clone(), ClientCredentials::new(id, secret), None)
         }
         None => {
@@ -111,7 +114,10 @@ async fn main() -> Result<(), BoxError> {
         }
     };
     if !o.quiet {
-        println!("provider: --hike-url {hike_url} --client-id {}", credentials.client_id);
+        println!(
+            "provider: --hike-url {hike_url} --client-id {}",
+            credentials.client_id
+        );
     }
     let hike = Arc::new(Hike::builder(credentials).base_url(hike_url).build()?);
     let refreshes = Arc::new(AtomicUsize::new(0));
@@ -144,8 +150,12 @@ async fn main() -> Result<(), BoxError> {
         for i in 0..o.accounts {
             let (url, pending) = hike.authorize(AuthorizeRequest::new(REDIRECT_URI)?)?;
             let callback = mock.approve(&url).await?;
-            let token = hike.handle_callback(CallbackParams::from_url(&callback)?, pending).await?;
-            manager.insert(TokenKey::new(hike.id(), &format!("{}{i}", o.prefix)), token).await?;
+            let token = hike
+                .handle_callback(CallbackParams::from_url(&callback)?, pending)
+                .await?;
+            manager
+                .insert(TokenKey::new(hike.id(), &format!("{}{i}", o.prefix)), token)
+                .await?;
         }
     }
     manager.warm().await?;
@@ -157,7 +167,9 @@ async fn main() -> Result<(), BoxError> {
         .filter(|key| &key.provider() == hike.id() && key.account().starts_with(&o.prefix))
         .collect();
     let _refresher = manager.spawn_background_refresher(
-        RefresherConfig::default().with_tick(Duration::from_millis(100)).with_max_concurrent(4),
+        RefresherConfig::default()
+            .with_tick(Duration::from_millis(100))
+            .with_max_concurrent(4),
     );
 
     // The service loop: every 100 ms, "call the API" for every store.

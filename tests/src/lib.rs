@@ -5,6 +5,7 @@
 //! against every adapter; `wire_snapshots.rs` pins each request and token.
 
 pub mod code_flow;
+pub mod external;
 
 use std::sync::Arc;
 use std::time::Duration;
