@@ -128,6 +128,8 @@ async fn main() -> Result<(), BoxError> {
         TokenManager::builder()
             .store(store.clone())
             .renewer(Renewer::refresh_token(hike.clone()))
+            // A crashed copy's lease lapses after 5 s (refreshes take milliseconds).
+            .lease(Duration::from_secs(5), Duration::from_millis(50))
             .on_event(move |event| {
                 if let TokenEvent::Refreshed { .. } = event {
                     refreshes.fetch_add(1, Ordering::Relaxed);
