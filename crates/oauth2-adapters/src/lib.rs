@@ -42,3 +42,8 @@ pub struct WorkspaceReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/adding-a-provider.md")]
 pub struct AddingAProviderDoctests;
+
+/// Compiles the code blocks of `docs/token-manager.md` as doc tests.
+#[cfg(all(doctest, feature = "hike", feature = "sqlite"))]
+#[doc = include_str!("../../../docs/token-manager.md")]
+pub struct TokenManagerDoctests;
