@@ -12,8 +12,10 @@
 //!
 //! To share state between two running copies, give both the same
 //! `--postgres URL` and the same provider: run the first copy, then start the
-//! second with the `--hike-url`, `--client-id` and `--client-secret` it
-//! prints, plus `--accounts 0` so it serves the stores the first one signed in.
+//! second with the `--hike-url` and `--client-id` it prints, the testkit's
+//! default test secret (`--client-secret test-client-secret-0123456789`; the
+//! example never prints a secret), and `--accounts 0` so it serves the stores
+//! the first one signed in.
 //! Only one copy refreshes each token (the store's lease), and neither ever
 //! sends a spent refresh token.
 //!

@@ -96,9 +96,14 @@ impl HttpResponse {
 
     /// The `Retry-After` header, when given in seconds.
     pub fn retry_after(&self) -> Option<Duration> {
-        let value = self.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-        value.trim().parse::<u64>().ok().map(Duration::from_secs)
+        retry_after(&self.headers)
     }
+}
+
+/// The `Retry-After` header of a response, when given in seconds.
+pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// A transport failure before any provider context is known.

@@ -381,12 +381,7 @@ impl<'c> AsyncHttpClient<'c> for RecordingClient<'_> {
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
             let response = self.http.execute_http(request).await?;
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::http::retry_after(response.headers());
             if let Ok(mut last) = self.last.lock() {
                 *last = Some(ResponseMeta {
                     status: response.status().as_u16(),
