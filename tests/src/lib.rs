@@ -6,6 +6,7 @@
 
 pub mod code_flow;
 pub mod external;
+pub mod trace_capture;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use oauth2_adapters::partner::Partner;
 use oauth2_adapters::testkit::{
     HikeMock, HyperSkuMock, MockConfig, MockError, MockProvider, PartnerMock,
 };
-use oauth2_adapters::{ClientCredentials, Context, HttpConfig, ManualClock};
+use oauth2_adapters::{ClientCredentials, Context, HttpConfig, ManualClock, RetryPolicy};
 use url::Url;
 
 /// The instant every fixture's clock starts at (2027-01-15T08:00:00Z).
@@ -48,11 +49,18 @@ fn clock_and_config() -> (ManualClock, MockConfig) {
     (clock, config)
 }
 
-/// A context using `clock` and the fixtures' short timeout.
+/// A context using `clock` and the fixtures' short timeout, without retries
+/// (so each call makes exactly one attempt; `tests/faults.rs` tests retries).
 pub fn context(clock: &ManualClock) -> Context {
+    context_with_retries(clock, RetryPolicy::never())
+}
+
+/// A context using `clock`, the fixtures' short timeout and `retry`.
+pub fn context_with_retries(clock: &ManualClock, retry: RetryPolicy) -> Context {
     Context::with_http_config(&HttpConfig::default().with_timeout(HTTP_TIMEOUT))
         .expect("the HTTP client builds")
         .with_clock(Arc::new(clock.clone()))
+        .with_retry_policy(retry)
 }
 
 /// The mock's registered credentials.
@@ -65,11 +73,16 @@ pub fn credentials(mock: &dyn MockProvider) -> ClientCredentials {
 
 /// HyperSKU against its mock.
 pub async fn hypersku() -> Fixture<HyperSku, HyperSkuMock> {
+    hypersku_with_retries(RetryPolicy::never()).await
+}
+
+/// Like [`hypersku`], with retries per `retry`.
+pub async fn hypersku_with_retries(retry: RetryPolicy) -> Fixture<HyperSku, HyperSkuMock> {
     let (clock, config) = clock_and_config();
     let mock = HyperSkuMock::start(config).await.expect("the mock starts");
     let provider = HyperSku::builder(credentials(&mock))
         .base_url(mock.base_url().as_str())
-        .context(context(&clock))
+        .context(context_with_retries(&clock, retry))
         .build()
         .expect("the adapter builds");
     Fixture {
@@ -81,11 +94,16 @@ pub async fn hypersku() -> Fixture<HyperSku, HyperSkuMock> {
 
 /// Hike against its mock.
 pub async fn hike() -> Fixture<Hike, HikeMock> {
+    hike_with_retries(RetryPolicy::never()).await
+}
+
+/// Like [`hike`], with retries per `retry`.
+pub async fn hike_with_retries(retry: RetryPolicy) -> Fixture<Hike, HikeMock> {
     let (clock, config) = clock_and_config();
     let mock = HikeMock::start(config).await.expect("the mock starts");
     let provider = Hike::builder(credentials(&mock))
         .base_url(mock.base_url().as_str())
-        .context(context(&clock))
+        .context(context_with_retries(&clock, retry))
         .build()
         .expect("the adapter builds");
     Fixture {
@@ -97,11 +115,16 @@ pub async fn hike() -> Fixture<Hike, HikeMock> {
 
 /// The partner API against its mock.
 pub async fn partner() -> Fixture<Partner, PartnerMock> {
+    partner_with_retries(RetryPolicy::never()).await
+}
+
+/// Like [`partner`], with retries per `retry`.
+pub async fn partner_with_retries(retry: RetryPolicy) -> Fixture<Partner, PartnerMock> {
     let (clock, config) = clock_and_config();
     let mock = PartnerMock::start(config).await.expect("the mock starts");
     let provider = Partner::builder(credentials(&mock))
         .base_url(mock.base_url().as_str())
-        .context(context(&clock))
+        .context(context_with_retries(&clock, retry))
         .build()
         .expect("the adapter builds");
     Fixture {

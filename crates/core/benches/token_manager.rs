@@ -86,7 +86,7 @@ impl Provider for SlowProvider {
 
 #[async_trait]
 impl ClientCredentialsProvider for SlowProvider {
-    async fn client_credentials(&self, _scopes: &[String]) -> Result<Token> {
+    async fn request_client_credentials(&self, _scopes: &[String]) -> Result<Token> {
         let n = self.requests.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
         tokio::time::sleep(self.latency).await;

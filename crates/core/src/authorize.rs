@@ -204,6 +204,7 @@ impl CallbackParams {
 
 /// An authorization code whose callback passed every check: the only thing
 /// an adapter can exchange. It can be made only by the core's verification.
+#[derive(Clone)]
 pub struct VerifiedCode(SecretString);
 
 impl VerifiedCode {

@@ -30,6 +30,8 @@ pub enum Error {
         description: Option<String>,
         /// The HTTP status of the response.
         status: Option<u16>,
+        /// The `Retry-After` delay, when the response carried one in seconds.
+        retry_after: Option<Duration>,
     },
     /// The provider answered with an unexpected HTTP status and no error object.
     #[error("{provider}: unexpected HTTP status {status}; body: {excerpt}")]
@@ -194,6 +196,23 @@ impl Error {
             Self::Provider { code, .. } => Some(code),
             _ => None,
         }
+    }
+
+    /// How long the provider asked to wait (`Retry-After`), when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Provider { retry_after, .. } | Self::HttpStatus { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// True only when the request provably never reached the server (the
+    /// connection could not be made), so even a single-use grant may be
+    /// sent again.
+    pub fn request_never_sent(&self) -> bool {
+        matches!(self, Self::Transport { kind, .. } if kind.request_never_sent())
     }
 
     /// The HTTP status of the provider's answer, when there was one.
@@ -364,6 +383,7 @@ mod tests {
             provider_code: Some("60025".into()),
             description: Some("code used".into()),
             status: Some(200),
+            retry_after: None,
         };
         assert_eq!(
             err.to_string(),

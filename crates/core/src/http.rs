@@ -175,6 +175,10 @@ impl HttpClient {
         let method = request.method().clone();
         let path = request.url().path().to_owned();
         let result = self.execute_inner(request).await;
+        if let Ok(response) = &result {
+            // Fills the `http.status` field of the enclosing token-request span.
+            tracing::Span::current().record("http.status", response.status);
+        }
         match &result {
             Ok(response) => tracing::debug!(
                 http.method = %method,

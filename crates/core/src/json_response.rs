@@ -40,6 +40,11 @@ impl<'a> JsonResponse<'a> {
         self.response.status
     }
 
+    /// The response's `Retry-After` delay, when given in seconds.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.response.retry_after()
+    }
+
     /// Parses the body as JSON.
     ///
     /// A redirect is always an [`Error::HttpStatus`] (token endpoints must
@@ -70,6 +75,7 @@ impl<'a> JsonResponse<'a> {
             provider_code: None,
             description: self.text_field(value, "error_description"),
             status: Some(self.response.status),
+            retry_after: self.response.retry_after(),
         })
     }
 

@@ -7,8 +7,10 @@ pub mod error;
 pub mod http;
 pub mod json_response;
 pub mod manager;
+pub mod metrics;
 pub mod provider;
 pub mod redact;
+pub mod retry;
 pub mod standard;
 pub mod store;
 pub mod token;
@@ -25,6 +27,7 @@ pub use provider::{
     AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Context, Provider,
     RefreshPolicy, RefreshTokenProvider,
 };
+pub use retry::{Grant, RetryPolicy, RetrySafety};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use standard::{ClientAuth, StandardProvider, StandardProviderBuilder};
 pub use store::{CasOutcome, LeaseOutcome, MemoryStore, StoredToken, TokenKey, TokenStore};

@@ -15,15 +15,18 @@ use crate::authorize::{
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorCode, ReauthorizationReason, Result};
 use crate::http::{HttpClient, HttpConfig};
+use crate::retry::{with_retries, Grant, RetryPolicy, RetrySafety, TokenRequest};
 use crate::token::{ProviderId, Token};
 
-/// What every adapter shares: the HTTP client and the clock.
+/// What every adapter shares: the HTTP client, the clock and the retry policy.
 #[derive(Clone, Debug)]
 pub struct Context {
     /// The token-endpoint HTTP client.
     pub http: HttpClient,
     /// The clock used for every expiry computation.
     pub clock: Arc<dyn Clock>,
+    /// How failed token requests are retried (where a retry is safe).
+    pub retry: RetryPolicy,
 }
 
 impl Context {
@@ -37,12 +40,19 @@ impl Context {
         Ok(Self {
             http: HttpClient::new(config)?,
             clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
         })
     }
 
     /// Replaces the clock (tests, the testkit).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Replaces the retry policy ([`RetryPolicy::never`] turns retries off).
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
         self
     }
 }
@@ -119,8 +129,9 @@ pub trait AuthorizationCodeProvider: Provider {
     /// Builds the provider's authorize URL from core-made parameters.
     fn authorization_url(&self, params: &AuthorizeUrlParams<'_>) -> Result<Url>;
 
-    /// Exchanges a verified code for a token (RFC 6749 §4.1.3). Never retried:
-    /// a code is single-use.
+    /// Exchanges a verified code for a token (RFC 6749 §4.1.3): one request.
+    /// [`AuthorizationCodeProvider::handle_callback`] retries it only when
+    /// it never reached the server: a code is single-use.
     async fn exchange_verified_code(
         &self,
         code: VerifiedCode,
@@ -174,7 +185,15 @@ pub trait AuthorizationCodeProvider: Provider {
         }
         let now = self.context().clock.now();
         let code = verify_callback(params, &pending, now, self.pending_max_age())?;
-        let mut token = self.exchange_verified_code(code, &pending).await?;
+        let request = TokenRequest {
+            provider: self.id(),
+            grant: Grant::AuthorizationCode,
+            safety: RetrySafety::SingleUse,
+        };
+        let mut token = with_retries(&self.context().retry, request, || {
+            self.exchange_verified_code(code.clone(), &pending)
+        })
+        .await?;
         if token.scopes.is_empty() {
             // RFC 6749 §5.1: an omitted scope is the scope requested.
             token.scopes = pending.scopes().to_vec();
@@ -187,10 +206,21 @@ pub trait AuthorizationCodeProvider: Provider {
 #[async_trait]
 pub trait RefreshTokenProvider: Provider {
     /// Sends one refresh request. Prefer [`RefreshTokenProvider::refresh`],
-    /// which adds the checks and the merge every caller needs.
+    /// which adds the checks, the retries and the merge every caller needs.
     async fn request_refresh(&self, refresh_token: &SecretString) -> Result<Token>;
 
+    /// Whether the provider may rotate refresh tokens (answer a refresh with
+    /// a new refresh token that replaces the old). Then a refresh is retried
+    /// only when it never reached the server: a retry could spend the old
+    /// token twice. Defaults to `true`, the safe assumption.
+    fn rotates_refresh_tokens(&self) -> bool {
+        true
+    }
+
     /// Refreshes `current`:
+    /// * failed attempts are retried per the context's [`RetryPolicy`]: any
+    ///   retryable error when the provider does not rotate refresh tokens,
+    ///   only a request that never reached the server when it does;
     /// * no refresh token, or one whose known expiry has passed →
     ///   [`Error::ReauthorizationRequired`] without a request;
     /// * the provider answers `invalid_grant` → [`Error::ReauthorizationRequired`];
@@ -208,7 +238,20 @@ pub trait RefreshTokenProvider: Provider {
         if current.is_refresh_token_expired(self.context().clock.as_ref()) {
             return Err(reauthorize(ReauthorizationReason::RefreshTokenExpired));
         }
-        match self.request_refresh(refresh_token).await {
+        let request = TokenRequest {
+            provider: self.id(),
+            grant: Grant::RefreshToken,
+            safety: if self.rotates_refresh_tokens() {
+                RetrySafety::SingleUse
+            } else {
+                RetrySafety::Repeatable
+            },
+        };
+        let result = with_retries(&self.context().retry, request, || {
+            self.request_refresh(refresh_token)
+        })
+        .await;
+        match result {
             Ok(fresh) => Ok(carry_over(current, fresh)),
             Err(Error::Provider {
                 code: ErrorCode::InvalidGrant,
@@ -225,9 +268,24 @@ pub trait RefreshTokenProvider: Provider {
 /// The client credentials grant (RFC 6749 §4.4).
 #[async_trait]
 pub trait ClientCredentialsProvider: Provider {
+    /// Sends one token request. Prefer
+    /// [`ClientCredentialsProvider::client_credentials`], which retries.
+    async fn request_client_credentials(&self, scopes: &[String]) -> Result<Token>;
+
     /// Requests a token for the application itself. `scopes` may be empty
-    /// (the provider's default).
-    async fn client_credentials(&self, scopes: &[String]) -> Result<Token>;
+    /// (the provider's default). Nothing single-use is spent, so any
+    /// retryable failure is retried per the context's [`RetryPolicy`].
+    async fn client_credentials(&self, scopes: &[String]) -> Result<Token> {
+        let request = TokenRequest {
+            provider: self.id(),
+            grant: Grant::ClientCredentials,
+            safety: RetrySafety::Repeatable,
+        };
+        with_retries(&self.context().retry, request, || {
+            self.request_client_credentials(scopes)
+        })
+        .await
+    }
 }
 
 fn carry_over(current: &Token, mut fresh: Token) -> Token {

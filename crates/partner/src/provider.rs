@@ -60,7 +60,7 @@ impl ClientCredentialsProvider for Partner {
     /// `Accept`/`Content-Type: application/json`. The API has no scope
     /// parameter (scopes are fixed per client), so asking for scopes is a
     /// configuration error rather than being silently ignored.
-    async fn client_credentials(&self, scopes: &[String]) -> Result<Token> {
+    async fn request_client_credentials(&self, scopes: &[String]) -> Result<Token> {
         if !scopes.is_empty() {
             return Err(Error::configuration(
                 "the partner API takes no scope parameter: its scopes are fixed per client",

@@ -6,12 +6,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use tracing::Instrument;
 
 use super::cached::{unix_ms, AccessToken, CachedToken};
 use super::{FlightFuture, Inner, Renewer, Slot, TokenEvent};
 use crate::error::{Error, ReauthorizationReason, Result};
 use crate::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKey};
 use crate::token::Token;
+
+/// How a flight that succeeded got its token.
+#[derive(Debug, Clone, Copy)]
+enum FlightOutcome {
+    /// From the provider.
+    Refreshed,
+    /// From the store: another instance had already refreshed.
+    LoadedFromStore,
+}
+
+impl FlightOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Refreshed => "refreshed",
+            Self::LoadedFromStore => "loaded_from_store",
+        }
+    }
+}
 
 /// What waiting for the lease produced.
 enum Leased {
@@ -45,6 +64,7 @@ impl Inner {
         if let Some(running) = flight.as_ref() {
             if waiting {
                 slot.waiters.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::coalesced_waiter(&key.provider());
             }
             return running.clone();
         }
@@ -53,14 +73,40 @@ impl Inner {
             let inner = Arc::clone(self);
             let key = key.clone();
             let slot = Arc::clone(slot);
-            tokio::spawn(async move {
-                let result = inner.run_flight(&key, &slot, force_version).await;
-                if let Err(error) = &result {
-                    inner.record_failure(&slot, error);
+            let span = tracing::info_span!(
+                parent: None,
+                "oauth2_adapters.refresh",
+                token.key = %key,
+                provider = %key.provider(),
+                forced = force_version.is_some(),
+                outcome = tracing::field::Empty,
+                coalesced_waiters = tracing::field::Empty,
+                duration_ms = tracing::field::Empty,
+            );
+            tokio::spawn(
+                async move {
+                    let started = Instant::now();
+                    let result = inner.run_flight(&key, &slot, force_version).await;
+                    let outcome = match &result {
+                        Ok((_, outcome)) => outcome.as_str(),
+                        Err(error) if error.requires_reauthorization() => {
+                            "reauthorization_required"
+                        }
+                        Err(_) => "failed",
+                    };
+                    let span = tracing::Span::current();
+                    span.record("outcome", outcome);
+                    span.record("coalesced_waiters", slot.waiters.load(Ordering::Relaxed));
+                    span.record("duration_ms", started.elapsed().as_millis() as u64);
+                    crate::metrics::manager_refresh(&key.provider(), outcome);
+                    if let Err(error) = &result {
+                        inner.record_failure(&slot, error);
+                    }
+                    *slot.flight() = None;
+                    result.map(|(access, _)| access)
                 }
-                *slot.flight() = None;
-                result
-            })
+                .instrument(span),
+            )
         };
         let shared = async move {
             task.await.unwrap_or_else(|_| {
@@ -81,13 +127,19 @@ impl Inner {
         key: &TokenKey,
         slot: &Slot,
         force_version: Option<u64>,
-    ) -> Result<AccessToken> {
+    ) -> Result<(AccessToken, FlightOutcome)> {
+        let from_store = |stored: &StoredToken| {
+            (
+                self.cache_record(slot, stored),
+                FlightOutcome::LoadedFromStore,
+            )
+        };
         let stored = self.store.load(key).await?;
         if let Some(stored) = stored
             .as_ref()
             .filter(|s| !self.needs_renewal(s, force_version))
         {
-            return Ok(self.cache_record(slot, stored));
+            return Ok(from_store(stored));
         }
         let renewer = self.renewers.get(&key.provider()).cloned().ok_or_else(|| {
             Error::configuration(format!(
@@ -101,10 +153,13 @@ impl Inner {
             });
         }
         let stored = match self.acquire_lease(key, force_version).await? {
-            Leased::Fresh(stored) => return Ok(self.cache_record(slot, &stored)),
+            Leased::Fresh(stored) => return Ok(from_store(&stored)),
             Leased::Acquired(stored) => stored,
         };
-        let result = self.renew_and_store(key, slot, &renewer, stored).await;
+        let result = self
+            .renew_and_store(key, slot, &renewer, stored)
+            .await
+            .map(|access| (access, FlightOutcome::Refreshed));
         if let Err(error) = self.store.release_lease(key, &self.holder).await {
             tracing::warn!(token.key = %key, error = %error, "could not release the refresh lease; it will expire");
         }

@@ -85,6 +85,7 @@ pub(crate) struct Inner {
     backoff: (Duration, Duration),
     holder: String,
     events: EventBus,
+    cache_hits: metrics::Counter,
 }
 
 /// Hands out valid access tokens for many keys. Cheap to clone (shared state).
@@ -197,6 +198,7 @@ impl TokenManagerBuilder {
                 backoff: self.backoff,
                 holder: format!("manager-{:016x}", fastrand::u64(..)),
                 events: EventBus::new(self.hooks, self.event_capacity),
+                cache_hits: crate::metrics::cache_hits(),
             }),
         }
     }
@@ -240,6 +242,7 @@ impl TokenManager {
         let slot = slots.get(key)?;
         let cached = slot.current.load_full()?;
         if cached.is_fresh(now) {
+            self.inner.cache_hits.increment(1);
             return Some(AccessToken(cached));
         }
         if !cached.is_valid(now) {
@@ -266,6 +269,7 @@ impl TokenManager {
         let slot = slots.get(key)?;
         let cached = slot.current.load();
         let cached = cached.as_ref().filter(|c| c.is_fresh(now))?;
+        self.inner.cache_hits.increment(1);
         Some(f(cached.header()))
     }
 

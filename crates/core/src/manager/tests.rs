@@ -29,7 +29,10 @@ struct Scripted {
 impl Scripted {
     fn new(clock: &ManualClock, delay: Duration) -> Arc<Self> {
         Arc::new(Self {
-            context: Context::new().unwrap().with_clock(Arc::new(clock.clone())),
+            context: Context::new()
+                .unwrap()
+                .with_clock(Arc::new(clock.clone()))
+                .with_retry_policy(crate::RetryPolicy::never()),
             delay,
             calls: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -55,7 +58,7 @@ impl Provider for Scripted {
 
 #[async_trait]
 impl ClientCredentialsProvider for Scripted {
-    async fn client_credentials(&self, _scopes: &[String]) -> Result<Token> {
+    async fn request_client_credentials(&self, _scopes: &[String]) -> Result<Token> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let now_in = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now_in, Ordering::SeqCst);

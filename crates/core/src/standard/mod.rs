@@ -320,6 +320,7 @@ impl StandardProvider {
                     .error_description()
                     .map(|d| excerpt(d.as_bytes(), known_secrets)),
                 status,
+                retry_after: meta.and_then(|m| m.retry_after),
             },
             RequestTokenError::Request(failure) => failure.into_error(&self.id),
             RequestTokenError::Parse(parse, body) if non_success => {
@@ -478,7 +479,7 @@ impl RefreshTokenProvider for StandardProvider {
 
 #[async_trait]
 impl ClientCredentialsProvider for StandardProvider {
-    async fn client_credentials(&self, scopes: &[String]) -> Result<Token> {
+    async fn request_client_credentials(&self, scopes: &[String]) -> Result<Token> {
         let secret = self.credentials.client_secret.expose_secret();
         let scopes: Vec<_> = scopes.iter().cloned().map(oauth2::Scope::new).collect();
         let client = self.client();

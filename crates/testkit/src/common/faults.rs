@@ -43,6 +43,29 @@ pub enum Fault {
     MalformedBody,
     /// Answer `302 Found` with this `Location`. The grant is not processed.
     Redirect(String),
+    /// Process the grant (a code or refresh token is spent, a token is
+    /// issued), send the headers with the full `Content-Length`, then half
+    /// the body, then drop the connection: the client sees a connection
+    /// reset mid-body and never learns the new token.
+    ResetMidBody,
+    /// Process the grant, send the headers at once, then trickle the body
+    /// out in small pieces spread evenly over this duration (real time).
+    SlowBody(Duration),
+    /// Process the grant, then wait this long (real time) before sending
+    /// anything: a client whose timeout is shorter gives up before the
+    /// headers, although the grant was spent.
+    StallAfterProcessing(Duration),
+}
+
+impl Fault {
+    /// True for the faults that let the grant be processed and then damage
+    /// the response on the wire (see `wire_faults`).
+    pub(crate) fn is_wire_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::ResetMidBody | Self::SlowBody(_) | Self::StallAfterProcessing(_)
+        )
+    }
 }
 
 /// Persistent response-shape switches (all off by default), set with
@@ -134,6 +157,8 @@ pub(crate) async fn apply(
             }
             Some(response)
         }
+        // Taken by the wire-fault layer before the handler runs.
+        Fault::ResetMidBody | Fault::SlowBody(_) | Fault::StallAfterProcessing(_) => None,
     }
 }
 

@@ -14,6 +14,7 @@ use url::Url;
 use super::faults::{Fault, ResponseStyle};
 use super::grants::Grants;
 use super::recording::{self, RecordedRequest};
+use super::wire_faults;
 use super::{MockConfig, MockError};
 
 /// How long [`MockCore::shutdown`] waits for open connections to finish.
@@ -51,9 +52,27 @@ impl Shared {
         self.lock().requests.push(request);
     }
 
-    /// Pops the next queued fault, if any.
+    /// Pops the next queued fault for a token handler, if any. Nothing
+    /// when the wire-fault layer already took this request's fault.
     pub(crate) fn pop_fault(&self) -> Option<Fault> {
+        if wire_faults::taken_for_this_request() {
+            return None;
+        }
         self.lock().faults.pop_front()
+    }
+
+    /// Pops the next queued fault if `path` is a token endpoint and the
+    /// fault is a wire fault.
+    pub(crate) fn pop_wire_fault(&self, path: &str) -> Option<Fault> {
+        if !self.token_paths.contains(&path) {
+            return None;
+        }
+        let mut state = self.lock();
+        if state.faults.front().is_some_and(Fault::is_wire_fault) {
+            state.faults.pop_front()
+        } else {
+            None
+        }
     }
 
     pub(crate) fn style(&self) -> ResponseStyle {
@@ -93,10 +112,15 @@ impl MockCore {
             token_paths,
             state: Mutex::new(State::default()),
         });
-        let router = routes(Arc::clone(&shared)).layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&shared),
-            recording::record,
-        ));
+        let router = routes(Arc::clone(&shared))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                wire_faults::apply,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                recording::record,
+            ));
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
             .map_err(MockError::Bind)?;
@@ -193,6 +217,16 @@ impl MockCore {
 
     pub(crate) fn issued_access_tokens(&self) -> usize {
         self.shared.lock().grants.access_tokens_issued()
+    }
+
+    pub(crate) fn revoke_access_tokens(&self) -> usize {
+        self.shared.lock().grants.access_tokens.revoke_all()
+    }
+
+    pub(crate) fn is_access_token_valid(&self, access_token: &str) -> bool {
+        let (now, lifetime) = (self.shared.now(), self.shared.config.access_token_lifetime);
+        let grants = &self.shared.lock().grants;
+        grants.access_tokens.check(access_token, now, lifetime).is_ok()
     }
 }
 
