@@ -1,7 +1,7 @@
 //! Captures every `tracing` event and span at TRACE level, as text and as
 //! structured spans, for the secrets and observability tests.
 //!
-//! The subscriber is the thread's default, so use it from a
+//! `log` records are bridged in too. The subscriber is the thread's default, so use it from a
 //! `#[tokio::test(flavor = "current_thread")]` test: every task (the
 //! manager's refreshes, the mocks) then runs on the capturing thread.
 
@@ -48,8 +48,11 @@ pub struct TraceCapture {
 }
 
 impl TraceCapture {
-    /// Starts capturing everything at TRACE level on this thread.
+    /// Starts capturing everything at TRACE level on this thread, including
+    /// `log` records (from `reqwest` and others), bridged to `tracing`.
     pub fn start() -> Self {
+        // Once per process; later calls find it installed.
+        let _ = tracing_log::LogTracer::init();
         let captured = Arc::new(Mutex::new(Captured::default()));
         let writer = {
             let captured = Arc::clone(&captured);
@@ -174,7 +177,6 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}"));
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
     }
 }
