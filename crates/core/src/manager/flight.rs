@@ -63,8 +63,9 @@ impl Inner {
         let mut flight = slot.flight();
         if let Some(running) = flight.as_ref() {
             if waiting {
-                slot.waiters.fetch_add(1, Ordering::Relaxed);
+                let waiters = slot.waiters.fetch_add(1, Ordering::Relaxed) + 1;
                 crate::metrics::coalesced_waiter(&key.provider());
+                tracing::trace!(token.key = %key, waiters, "joined the refresh in flight");
             }
             return running.clone();
         }

@@ -243,6 +243,7 @@ impl TokenManager {
         let cached = slot.current.load_full()?;
         if cached.is_fresh(now) {
             self.inner.cache_hits.increment(1);
+            tracing::trace!(token.key = %key, "cache hit");
             return Some(AccessToken(cached));
         }
         if !cached.is_valid(now) {
@@ -270,6 +271,7 @@ impl TokenManager {
         let cached = slot.current.load();
         let cached = cached.as_ref().filter(|c| c.is_fresh(now))?;
         self.inner.cache_hits.increment(1);
+        tracing::trace!(token.key = %key, "cache hit");
         Some(f(cached.header()))
     }
 
