@@ -27,6 +27,14 @@ pub mod store_sql {
     pub use oauth2_adapters_store_sql::*;
 }
 
+/// Authenticated requests through `reqwest-middleware`: the token manager's
+/// access token on every request, one refresh and one retry on a 401
+/// (feature `middleware`).
+#[cfg(feature = "middleware")]
+pub mod middleware {
+    pub use oauth2_adapters_middleware::*;
+}
+
 /// Mock provider servers for tests (feature `testkit`).
 #[cfg(feature = "testkit")]
 pub mod testkit {
@@ -38,12 +46,32 @@ pub mod testkit {
 #[doc = include_str!("../../../README.md")]
 pub struct WorkspaceReadmeDoctests;
 
-/// Compiles the code blocks of `docs/adding-a-provider.md` as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../docs/adding-a-provider.md")]
-pub struct AddingAProviderDoctests;
-
-/// Compiles the code blocks of `docs/token-manager.md` as doc tests.
-#[cfg(all(doctest, feature = "hike", feature = "sqlite"))]
-#[doc = include_str!("../../../docs/token-manager.md")]
-pub struct TokenManagerDoctests;
+/// Compiles every page of the book (`docs/`, built with `mdbook build docs`)
+/// as doc tests, so no Rust code block in the docs can rot.
+#[cfg(all(doctest, feature = "full"))]
+pub mod book_doctests {
+    macro_rules! pages {
+        ($($name:ident => $path:literal),* $(,)?) => {
+            $(
+                #[doc = include_str!(concat!("../../../docs/", $path))]
+                pub struct $name;
+            )*
+        };
+    }
+    pages! {
+        Introduction => "introduction.md",
+        GettingStarted => "getting-started.md",
+        Providers => "providers/index.md",
+        HyperSku => "providers/hypersku.md",
+        Hike => "providers/hike.md",
+        Partner => "providers/partner.md",
+        TokenManager => "token-manager.md",
+        Middleware => "middleware.md",
+        Observability => "observability.md",
+        AddingAProvider => "adding-a-provider.md",
+        Security => "security.md",
+        Reliability => "reliability.md",
+        Benchmarks => "benchmarks.md",
+        Architecture => "architecture.md",
+    }
+}
