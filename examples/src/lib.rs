@@ -1,5 +1,6 @@
 //! Helpers shared by the examples: printing a token as a table, a local
-//! callback server for the code flows, and running a code flow end to end.
+//! callback server for the code flows, running a code flow end to end, and
+//! the [`connect`] example's web app.
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
@@ -17,6 +18,8 @@ use oauth2_adapters::{
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use url::Url;
+
+pub mod connect;
 
 /// The error type of the examples.
 pub type BoxError = Box<dyn StdError + Send + Sync>;

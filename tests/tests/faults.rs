@@ -46,7 +46,10 @@ fn refused_base_url() -> String {
 }
 
 fn outcomes(spans: &[CapturedSpan]) -> Vec<&str> {
-    spans.iter().map(|s| s.field("outcome").unwrap_or("?")).collect()
+    spans
+        .iter()
+        .map(|s| s.field("outcome").unwrap_or("?"))
+        .collect()
 }
 
 fn is_transport(err: &Error, expected: TransportErrorKind) -> bool {
@@ -75,7 +78,12 @@ mod client_credentials_are_retried {
         assert_eq!(attempts, [Some("1"), Some("2"), Some("3"), Some("4")]);
         assert_eq!(
             outcomes(&spans),
-            ["provider_error", "provider_error", "provider_error", "success"]
+            [
+                "provider_error",
+                "provider_error",
+                "provider_error",
+                "success"
+            ]
         );
         assert_eq!(spans[0].field("http.status"), Some("500"));
         assert_eq!(spans[3].field("grant"), Some("client_credentials"));
@@ -167,7 +175,7 @@ mod client_credentials_are_retried {
     async fn after_a_refused_connection() {
         let fx = partner(3).await;
         let provider = Partner::builder(credentials(&fx.mock))
-            .base_url(&refused_base_url())
+            .base_url(refused_base_url())
             .context(context_with_retries(&fx.clock, quick_retries(3)))
             .build()
             .unwrap();
@@ -207,7 +215,7 @@ macro_rules! single_use_rules {
 
             fn dead<M: MockProvider>(fx: &Fixture<$adapter, M>) -> $adapter {
                 <$adapter>::builder(credentials(&fx.mock))
-                    .base_url(&refused_base_url())
+                    .base_url(refused_base_url())
                     .context(context_with_retries(&fx.clock, quick_retries(3)))
                     .build()
                     .unwrap()
@@ -252,14 +260,23 @@ macro_rules! single_use_rules {
                 assert!(is_transport(&err, TransportErrorKind::Connect), "{err:?}");
                 assert_eq!(capture.spans(TOKEN_REQUEST).len(), 3);
                 let refresh_token = token.refresh_token.as_ref().unwrap();
-                assert!(fx.mock.is_refresh_token_valid(refresh_token.expose_secret()));
-                fx.provider.refresh(&token).await.expect("still refreshable");
+                assert!(fx
+                    .mock
+                    .is_refresh_token_valid(refresh_token.expose_secret()));
+                fx.provider
+                    .refresh(&token)
+                    .await
+                    .expect("still refreshable");
             }
         }
     };
 }
 
-single_use_rules!(hypersku, oauth2_adapters_tests::hypersku_with_retries, HyperSku);
+single_use_rules!(
+    hypersku,
+    oauth2_adapters_tests::hypersku_with_retries,
+    HyperSku
+);
 single_use_rules!(hike, oauth2_adapters_tests::hike_with_retries, Hike);
 
 /// A sent exchange fails three ways (a 503, a reset mid-body, a timeout

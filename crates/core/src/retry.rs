@@ -268,11 +268,15 @@ mod tests {
     fn repeatable_requests_retry_retryable_errors_only() {
         let policy = RetryPolicy::default();
         let safety = RetrySafety::Repeatable;
-        assert!(policy.next_delay(safety, &status(503, None), 1, ZERO).is_some());
+        assert!(policy
+            .next_delay(safety, &status(503, None), 1, ZERO)
+            .is_some());
         assert!(policy
             .next_delay(safety, &transport(TransportErrorKind::Timeout), 1, ZERO)
             .is_some());
-        assert!(policy.next_delay(safety, &status(400, None), 1, ZERO).is_none());
+        assert!(policy
+            .next_delay(safety, &status(400, None), 1, ZERO)
+            .is_none());
         let invalid_grant = Error::Provider {
             provider: P.clone(),
             code: ErrorCode::InvalidGrant,
@@ -283,7 +287,12 @@ mod tests {
         };
         assert!(policy.next_delay(safety, &invalid_grant, 1, ZERO).is_none());
         assert!(policy
-            .next_delay(safety, &transport(TransportErrorKind::ResponseTooLarge), 1, ZERO)
+            .next_delay(
+                safety,
+                &transport(TransportErrorKind::ResponseTooLarge),
+                1,
+                ZERO
+            )
             .is_none());
     }
 
@@ -300,7 +309,10 @@ mod tests {
             status(503, None),
             status(429, Some(Duration::from_secs(1))),
         ] {
-            assert!(policy.next_delay(safety, &sent, 1, ZERO).is_none(), "{sent}");
+            assert!(
+                policy.next_delay(safety, &sent, 1, ZERO).is_none(),
+                "{sent}"
+            );
         }
     }
 

@@ -9,8 +9,10 @@ use oauth2_adapters_core::Result;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Executor;
 
-use crate::migrate;
+use crate::codec::Codec;
 use crate::record::{self, db_error};
+use crate::rotate::{self, Row, Rows};
+use crate::{migrate, EncryptionKeys};
 
 /// The key of the transaction-level advisory lock under which migrations run
 /// (the bytes of `"oauth2ad"`), so that processes starting at once take turns.
@@ -20,9 +22,13 @@ const MIGRATION_LOCK: i64 = 0x6f61_7574_6832_6164;
 ///
 /// Lease expiry is computed with the database's clock (`now()`), so
 /// instances whose clocks disagree still agree on who holds a lease.
+///
+/// Secrets are stored in clear text unless the store is given keys with
+/// [`PostgresStore::with_encryption`].
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    codec: Codec,
 }
 
 impl PostgresStore {
@@ -39,12 +45,49 @@ impl PostgresStore {
     /// A store on an existing pool; runs the migrations.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
         migrate_postgres(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            codec: Codec::default(),
+        })
     }
 
     /// The pool the store uses.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Encrypts the secrets of every record this store writes (the access
+    /// and refresh tokens and the provider's extra fields) with `keys`'
+    /// current key, and decrypts with any key of the ring. Rows written in
+    /// clear text stay readable (unless [`PostgresStore::require_encryption`])
+    /// and are encrypted by their next write, or by
+    /// [`PostgresStore::reencrypt_all`]. Give every instance sharing the
+    /// database the same keys. See the crate's
+    /// [Encryption at rest](crate#encryption-at-rest).
+    pub fn with_encryption(mut self, keys: EncryptionKeys) -> Self {
+        self.codec = self.codec.with_keys(keys);
+        self
+    }
+
+    /// Refuses to read a row whose secrets are in clear text (an
+    /// [`Error::Store`](oauth2_adapters_core::Error::Store) whose source is a
+    /// [`DecryptionError`](crate::DecryptionError)), for when every row is
+    /// known to be encrypted. Without [`PostgresStore::with_encryption`],
+    /// every write fails too (an
+    /// [`Error::Configuration`](oauth2_adapters_core::Error::Configuration)).
+    pub fn require_encryption(mut self) -> Self {
+        self.codec = self.codec.requiring_encryption();
+        self
+    }
+
+    /// Rewrites every row that is not under the current key (rows under an
+    /// old key, and rows in clear text) under the current key; returns how
+    /// many it rewrote. A row is rewritten only if no one wrote it since it
+    /// was read, and keeps its version, so a concurrent refresh is never
+    /// overwritten and never conflicts. Stops at the first row it cannot
+    /// decrypt, leaving it as it was; running again resumes.
+    pub async fn reencrypt_all(&self) -> Result<u64> {
+        rotate::reencrypt_all(&self.codec, self).await
     }
 }
 
@@ -114,7 +157,7 @@ impl TokenStore for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error("loading a token"))?;
-        row.map(|(json, version)| record::decode(key, &json, version))
+        row.map(|(text, version)| self.codec.decode(key, &text, version))
             .transpose()
     }
 
@@ -124,7 +167,7 @@ impl TokenStore for PostgresStore {
         expected: Option<u64>,
         record: &TokenRecord,
     ) -> Result<CasOutcome> {
-        let json = record::encode(key, record)?;
+        let json = self.codec.encode(key.as_str(), record)?;
         let written: Option<i64> = match expected.map(record::expected_to_db) {
             None => sqlx::query_scalar(
                 "INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at)
@@ -236,5 +279,42 @@ impl TokenStore for PostgresStore {
             .await
             .map_err(db_error("releasing a refresh lease"))?;
         Ok(())
+    }
+}
+
+impl Rows for PostgresStore {
+    async fn page(&self, after: Option<&str>) -> Result<Vec<Row>> {
+        sqlx::query_as(
+            "SELECT key, record, version FROM oauth2_adapters_tokens
+             WHERE $1::TEXT IS NULL OR key > $1 ORDER BY key LIMIT $2",
+        )
+        .bind(after)
+        .bind(rotate::PAGE)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("reading tokens to re-encrypt"))
+    }
+
+    async fn row(&self, key: &str) -> Result<Option<(String, i64)>> {
+        sqlx::query_as("SELECT record, version FROM oauth2_adapters_tokens WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading a token to re-encrypt"))
+    }
+
+    async fn replace(&self, key: &str, version: i64, old: &str, new: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE oauth2_adapters_tokens SET record = $4
+             WHERE key = $1 AND version = $2 AND record = $3",
+        )
+        .bind(key)
+        .bind(version)
+        .bind(old)
+        .bind(new)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("re-encrypting a token"))?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -11,8 +11,10 @@ use oauth2_adapters_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Executor;
 
-use crate::migrate;
+use crate::codec::Codec;
 use crate::record::{self, db_error};
+use crate::rotate::{self, Row, Rows};
+use crate::{migrate, EncryptionKeys};
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,9 +26,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// journal, `synchronous=FULL` (a committed rotation survives a power loss)
 /// and a 5 s busy timeout. The refresh lease is kept in the database too, so
 /// several processes sharing the file refresh a key one at a time.
+///
+/// Secrets are stored in clear text unless the store is given keys with
+/// [`SqliteStore::with_encryption`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    codec: Codec,
 }
 
 impl SqliteStore {
@@ -69,12 +75,47 @@ impl SqliteStore {
     /// settings apply: see [`SqliteStore::open`] for those the store expects.
     pub async fn from_pool(pool: SqlitePool) -> Result<Self> {
         migrate_sqlite(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            codec: Codec::default(),
+        })
     }
 
     /// The pool the store uses.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Encrypts the secrets of every record this store writes (the access
+    /// and refresh tokens and the provider's extra fields) with `keys`'
+    /// current key, and decrypts with any key of the ring. Rows written in
+    /// clear text stay readable (unless [`SqliteStore::require_encryption`])
+    /// and are encrypted by their next write, or by
+    /// [`SqliteStore::reencrypt_all`]. See the crate's
+    /// [Encryption at rest](crate#encryption-at-rest).
+    pub fn with_encryption(mut self, keys: EncryptionKeys) -> Self {
+        self.codec = self.codec.with_keys(keys);
+        self
+    }
+
+    /// Refuses to read a row whose secrets are in clear text (an
+    /// [`Error::Store`] whose source is a
+    /// [`DecryptionError`](crate::DecryptionError)), for when every row is
+    /// known to be encrypted. Without [`SqliteStore::with_encryption`], every
+    /// write fails too (an [`Error::Configuration`]).
+    pub fn require_encryption(mut self) -> Self {
+        self.codec = self.codec.requiring_encryption();
+        self
+    }
+
+    /// Rewrites every row that is not under the current key (rows under an
+    /// old key, and rows in clear text) under the current key; returns how
+    /// many it rewrote. A row is rewritten only if no one wrote it since it
+    /// was read, and keeps its version, so a concurrent refresh is never
+    /// overwritten and never conflicts. Stops at the first row it cannot
+    /// decrypt, leaving it as it was; running again resumes.
+    pub async fn reencrypt_all(&self) -> Result<u64> {
+        rotate::reencrypt_all(&self.codec, self).await
     }
 }
 
@@ -177,7 +218,7 @@ impl TokenStore for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error("loading a token"))?;
-        row.map(|(json, version)| record::decode(key, &json, version))
+        row.map(|(text, version)| self.codec.decode(key, &text, version))
             .transpose()
     }
 
@@ -187,7 +228,7 @@ impl TokenStore for SqliteStore {
         expected: Option<u64>,
         record: &TokenRecord,
     ) -> Result<CasOutcome> {
-        let json = record::encode(key, record)?;
+        let json = self.codec.encode(key.as_str(), record)?;
         let written: Option<i64> = match expected.map(record::expected_to_db) {
             None => sqlx::query_scalar(
                 "INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at_ms)
@@ -308,5 +349,42 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(db_error("releasing a refresh lease"))?;
         Ok(())
+    }
+}
+
+impl Rows for SqliteStore {
+    async fn page(&self, after: Option<&str>) -> Result<Vec<Row>> {
+        sqlx::query_as(
+            "SELECT key, record, version FROM oauth2_adapters_tokens
+             WHERE ?1 IS NULL OR key > ?1 ORDER BY key LIMIT ?2",
+        )
+        .bind(after)
+        .bind(rotate::PAGE)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("reading tokens to re-encrypt"))
+    }
+
+    async fn row(&self, key: &str) -> Result<Option<(String, i64)>> {
+        sqlx::query_as("SELECT record, version FROM oauth2_adapters_tokens WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading a token to re-encrypt"))
+    }
+
+    async fn replace(&self, key: &str, version: i64, old: &str, new: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE oauth2_adapters_tokens SET record = ?4
+             WHERE key = ?1 AND version = ?2 AND record = ?3",
+        )
+        .bind(key)
+        .bind(version)
+        .bind(old)
+        .bind(new)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("re-encrypting a token"))?;
+        Ok(done.rows_affected() == 1)
     }
 }

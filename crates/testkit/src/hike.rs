@@ -20,6 +20,27 @@
 //! 400, `invalid_grant` 400 (unknown, spent or expired code or refresh
 //! token, redirect URI mismatch); a non-form `Content-Type` gets 415
 //! `invalid_request`.
+//!
+//! A protected API, for testing authenticated requests
+//! ([`MockProvider::me_url`](crate::MockProvider::me_url),
+//! [`MockProvider::echo_url`](crate::MockProvider::echo_url)):
+//!
+//! | endpoint | answer (HTTP 200) |
+//! |---|---|
+//! | `GET /api/v1/me` | `{"subject":"hike-store-1","client_id":..,"scopes":["all"]}` ([`STORE_ID`]) |
+//! | `POST /api/v1/echo`, a JSON body | `{"subject":"hike-store-1","echo":<the body>}` |
+//!
+//! Both need `Authorization: Bearer <access_token>` with a token this mock
+//! issued, not revoked
+//! ([`MockProvider::revoke_access_tokens`](crate::MockProvider::revoke_access_tokens))
+//! and not expired by the mock's clock. Otherwise (RFC 6750 §3): no header
+//! → 401 `WWW-Authenticate: Bearer realm="Hike"`; not `Bearer <token>` →
+//! 400 `error="invalid_request"`; an unknown, revoked or expired token →
+//! 401 `WWW-Authenticate: Bearer realm="Hike", error="invalid_token",
+//! error_description=".."`; each with a JSON body `{"error","error_description"}`.
+//! A body that is not JSON gets 400. API requests are in
+//! [`MockProvider::requests`](crate::MockProvider::requests), not in
+//! [`MockProvider::token_requests`](crate::MockProvider::token_requests).
 
 use std::sync::Arc;
 
@@ -32,6 +53,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::common::api::{self, ApiProfile};
 use crate::common::consent::{self, AuthorizeRequest};
 use crate::common::faults::{self, rfc6749_fault_body};
 use crate::common::grants::{GrantError, IssuedTokens};
@@ -45,6 +67,8 @@ pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
 pub const TOKEN_PATH: &str = "/oauth/token";
 /// The only scope Hike offers today.
 pub const SCOPE: &str = "all";
+/// The store every token belongs to (the protected API's `subject`).
+pub const STORE_ID: &str = "hike-store-1";
 
 const PROVIDER: &str = "Hike";
 const TOKEN_PREFIX: &str = "hike";
@@ -120,6 +144,10 @@ fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(AUTHORIZE_PATH, get(authorize))
         .route(TOKEN_PATH, post(token))
+        .merge(api::routes(ApiProfile {
+            realm: PROVIDER,
+            subject: STORE_ID,
+        }))
         .with_state(shared)
 }
 

@@ -18,6 +18,27 @@
 //! - wrong client id or secret: HTTP 401 `{"code": 401, "msg": "client authentication failed", "data": null}`;
 //! - malformed body or missing field: HTTP 400 `{"code": 400, ...}`;
 //! - a `Content-Type` other than `application/json`: HTTP 415 `{"code": 415, ...}`.
+//!
+//! A protected API, for testing authenticated requests
+//! ([`MockProvider::me_url`](crate::MockProvider::me_url),
+//! [`MockProvider::echo_url`](crate::MockProvider::echo_url)):
+//!
+//! | endpoint | answer (HTTP 200) |
+//! |---|---|
+//! | `GET /api/v1/me` | `{"subject":"hs-user-1","client_id":..,"scopes":["oms"]}` |
+//! | `POST /api/v1/echo`, a JSON body | `{"subject":"hs-user-1","echo":<the body>}` |
+//!
+//! Both need `Authorization: Bearer <accessToken>` with a token this mock
+//! issued, not revoked
+//! ([`MockProvider::revoke_access_tokens`](crate::MockProvider::revoke_access_tokens))
+//! and not expired by the mock's clock. Otherwise (RFC 6750 §3): no header
+//! → 401 `WWW-Authenticate: Bearer realm="HyperSKU"`; not `Bearer <token>`
+//! → 400 `error="invalid_request"`; an unknown, revoked or expired token →
+//! 401 `WWW-Authenticate: Bearer realm="HyperSKU", error="invalid_token",
+//! error_description=".."`; each with a JSON body `{"error","error_description"}`.
+//! A body that is not JSON gets 400. API requests are in
+//! [`MockProvider::requests`](crate::MockProvider::requests), not in
+//! [`MockProvider::token_requests`](crate::MockProvider::token_requests).
 
 use std::sync::Arc;
 
@@ -30,6 +51,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{json, Map, Value};
 use url::Url;
 
+use crate::common::api::{self, ApiProfile};
 use crate::common::consent::{self, AuthorizeRequest};
 use crate::common::faults;
 use crate::common::grants::IssuedTokens;
@@ -123,6 +145,10 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route(AUTHORIZE_PATH, get(authorize))
         .route(TOKEN_PATH, post(access_token))
         .route(REFRESH_PATH, post(refresh_token))
+        .merge(api::routes(ApiProfile {
+            realm: PROVIDER,
+            subject: USER_ID,
+        }))
         .with_state(shared)
 }
 

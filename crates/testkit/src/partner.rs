@@ -16,6 +16,12 @@
 //! `grant_type`: 400 `{"error":"invalid_request"}`; a `Content-Type` other
 //! than `application/json`: 415 `{"error":"invalid_request"}`. Every error
 //! body also has an `error_description`.
+//!
+//! The protected API of the other mocks is here too: `GET /api/v1/me`
+//! answers `{"subject":"<USER_ID>","client_id","scopes":[<SCOPES>]}` and
+//! `POST /api/v1/echo` echoes a JSON body, for a valid `Authorization:
+//! Bearer <JWT>` (see [`hypersku`](crate::hypersku) for the refusals, with
+//! `realm="Partner"`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -32,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use url::Url;
 
+use crate::common::api::{self, ApiProfile};
 use crate::common::faults::{self, rfc6749_fault_body};
 use crate::common::http::{
     content_type, has_content_type, hex, json_response, random_bytes, random_string, unix_secs_f64,
@@ -49,6 +56,8 @@ pub const PARTNER_ID: &str = "f31120ee-b5cb-41c4-9529-288d02e91cd6";
 pub const SCOPES: [&str; 2] = ["bookings:create", "bookings:delete"];
 /// The JWT header (before base64url encoding).
 pub const JWT_HEADER: &str = r#"{"typ":"JWT","alg":"RS256"}"#;
+
+const PROVIDER: &str = "Partner";
 
 /// The claims of the partner's JWT, in the provider's order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,6 +127,10 @@ impl PartnerMock {
 fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(TOKEN_PATH, post(token))
+        .merge(api::routes(ApiProfile {
+            realm: PROVIDER,
+            subject: USER_ID,
+        }))
         .with_state(shared)
 }
 
@@ -167,8 +180,16 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         );
     }
 
-    let serial = shared.lock().grants.count_access_token();
-    let jwt = mint_jwt(config, serial, shared.now());
+    let now = shared.now();
+    let jwt = {
+        let mut state = shared.lock();
+        let jwt = mint_jwt(config, state.grants.count_access_token(), now);
+        state
+            .grants
+            .access_tokens
+            .record(&jwt, &SCOPES.join(" "), now);
+        jwt
+    };
     let style = shared.style();
     let mut response = json!({
         "token_type": "Bearer",

@@ -7,6 +7,8 @@ mod conformance;
 #[macro_use]
 mod raw;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod encryption;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -14,7 +14,7 @@ const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// The database URL, once the server has answered; `None` (skip) when it is
 /// unreachable, unless `CI` is `true`, where that is a failure.
-async fn database_url() -> Option<String> {
+pub(crate) async fn database_url() -> Option<String> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
     let reason =
         match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&url)).await {
@@ -55,7 +55,7 @@ conformance_suite!(fixture(), leases);
 raw_sql_suite!(store());
 
 /// `url` with its connections' `search_path` set to `schema` only.
-fn with_search_path(url: &str, schema: &str) -> String {
+pub(crate) fn with_search_path(url: &str, schema: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}options=-c%20search_path%3D{schema}")
 }

@@ -1,5 +1,6 @@
 //! The registration and lifetimes a mock is started with.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +22,13 @@ use oauth2_adapters_core::{Clock, SystemClock};
 ///     .with_clock(Arc::new(clock));
 /// assert_eq!(config.client_id, "test-client-id");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MockConfig {
     /// The registered client id (default `"test-client-id"`).
     pub client_id: String,
+    /// The registered application's name, shown on the consent page
+    /// (default `"Example App"`).
+    pub app_name: String,
     /// The registered client secret (default `"test-client-secret-0123456789"`).
     pub client_secret: String,
     /// The registered redirect URI (default `"http://127.0.0.1:8976/callback"`).
@@ -46,12 +50,28 @@ impl Default for MockConfig {
     fn default() -> Self {
         Self {
             client_id: "test-client-id".to_owned(),
+            app_name: "Example App".to_owned(),
             client_secret: "test-client-secret-0123456789".to_owned(),
             redirect_uri: "http://127.0.0.1:8976/callback".to_owned(),
             access_token_lifetime: Duration::from_secs(3600),
             refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
             clock: Arc::new(SystemClock),
         }
+    }
+}
+
+/// Shows everything but the client secret.
+impl fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockConfig")
+            .field("client_id", &self.client_id)
+            .field("app_name", &self.app_name)
+            .field("client_secret", &"[redacted]")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("access_token_lifetime", &self.access_token_lifetime)
+            .field("refresh_token_lifetime", &self.refresh_token_lifetime)
+            .field("clock", &self.clock)
+            .finish()
     }
 }
 
@@ -84,6 +104,12 @@ impl MockConfig {
     /// Sets [`MockConfig::client_id`].
     pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = client_id.into();
+        self
+    }
+
+    /// Sets [`MockConfig::app_name`], the name the consent page shows.
+    pub fn with_app_name(mut self, app_name: impl Into<String>) -> Self {
+        self.app_name = app_name.into();
         self
     }
 

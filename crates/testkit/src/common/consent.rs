@@ -27,7 +27,7 @@ pub(crate) struct AuthorizeRequest<'a> {
 /// `error=access_denied` for `deny`.
 pub(crate) fn decide(shared: &Shared, params: &Params, request: AuthorizeRequest<'_>) -> Response {
     match params.get("decision") {
-        None => consent_page(params, &request),
+        None => consent_page(shared, params, &request),
         Some("allow") => {
             let now = shared.now();
             let code = shared.lock().grants.issue_code(
@@ -78,36 +78,76 @@ pub(crate) fn redirect(location: &str) -> Response {
     response
 }
 
-/// The consent page: app name, requested scope, and Allow / Deny buttons
-/// in a GET form that resubmits the same parameters plus `decision`.
-fn consent_page(params: &Params, request: &AuthorizeRequest<'_>) -> Response {
+/// The consent page: the application's name, the provider's, the requested
+/// scopes, and Allow / Deny buttons (`id="allow"`, `id="deny"`) in a GET form
+/// that resubmits the same parameters plus `decision`. Every interpolated
+/// value is HTML-escaped.
+fn consent_page(shared: &Shared, params: &Params, request: &AuthorizeRequest<'_>) -> Response {
     let hidden: String = params
         .without_decision()
         .map(|(name, value)| {
             format!(
                 "      <input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-                escape(name),
-                escape(value)
+                attr(name),
+                attr(value)
             )
         })
         .collect();
+    let scopes: String = request
+        .scope
+        .split(' ')
+        .filter(|scope| !scope.is_empty())
+        .map(|scope| format!("      <li><code>{}</code></li>\n", text(scope)))
+        .collect();
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n  \
-         <title>{provider}: authorize {app}</title>\n</head>\n<body>\n  \
-         <h1>{provider} (mock)</h1>\n  \
-         <p>The application <strong>{app}</strong> asks for access with scope \
-         <code>{scope}</code>.</p>\n  \
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n  \
+         <title>{provider}: authorize {app}</title>\n  <style>{STYLE}</style>\n</head>\n<body>\n  \
+         <main>\n    \
+         <p class=\"provider\" id=\"provider\">{provider} <span>test provider</span></p>\n    \
+         <h1><span id=\"app-name\">{app}</span> wants to access your {provider} account</h1>\n    \
+         <p>If you allow it, {app} will be able to:</p>\n    \
+         <ul id=\"scopes\">\n{scopes}    </ul>\n    \
+         <p class=\"fine\">Client id <code>{client_id}</code>. You will be sent back to \
+         <code>{redirect_uri}</code>.</p>\n    \
          <form method=\"get\" action=\"{action}\">\n{hidden}      \
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n      \
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n  \
-         </form>\n</body>\n</html>\n",
-        provider = escape(request.provider),
-        app = escape(request.client_id),
-        scope = escape(request.scope),
-        action = escape(request.path),
+         <button id=\"deny\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n      \
+         <button id=\"allow\" type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n    \
+         </form>\n  </main>\n</body>\n</html>\n",
+        provider = text(request.provider),
+        app = text(&shared.config.app_name),
+        client_id = text(request.client_id),
+        redirect_uri = text(request.redirect_uri),
+        action = attr(request.path),
     );
-    Html(page).into_response()
+    (PAGE_HEADERS, Html(page)).into_response()
 }
+
+/// The consent page's look: one centred card, two buttons.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f3f4f6;margin:0}\
+main{max-width:28rem;margin:4rem auto;background:#fff;border-radius:12px;padding:2rem;\
+box-shadow:0 2px 12px rgba(0,0,0,.12)}\
+.provider{font-weight:700;color:#374151;margin:0}\
+.provider span{font-weight:400;font-size:.8rem;color:#6b7280;border:1px solid #d1d5db;\
+border-radius:4px;padding:0 .3rem;margin-left:.3rem}\
+h1{font-size:1.35rem;margin:1rem 0}ul{padding-left:1.2rem}\
+.fine{font-size:.8rem;color:#6b7280;word-break:break-all}\
+form{display:flex;gap:.75rem;justify-content:flex-end;margin-top:1.5rem}\
+button{font-size:1rem;padding:.55rem 1.4rem;border-radius:8px;border:1px solid #d1d5db;\
+background:#fff;cursor:pointer}\
+#allow{background:#2563eb;border-color:#2563eb;color:#fff}";
+
+/// Headers of the HTML pages: never cached, never framed (no clickjacking
+/// of the Allow button), no referrer carrying the authorize URL onwards.
+const PAGE_HEADERS: [(header::HeaderName, &str); 4] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    ),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
 
 /// A `400 Bad Request` HTML page: invalid authorization requests are shown
 /// to the user, never redirected (RFC 6749 §4.1.2.1).
@@ -115,27 +155,21 @@ pub(crate) fn error_page(provider: &str, message: &str) -> Response {
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n  \
          <title>{provider}: invalid authorization request</title>\n</head>\n<body>\n  \
-         <h1>Invalid authorization request</h1>\n  <p>{message}</p>\n</body>\n</html>\n",
-        provider = escape(provider),
-        message = escape(message),
+         <h1>Invalid authorization request</h1>\n  <p id=\"error\">{message}</p>\n</body>\n</html>\n",
+        provider = text(provider),
+        message = text(message),
     );
-    (StatusCode::BAD_REQUEST, Html(page)).into_response()
+    (StatusCode::BAD_REQUEST, PAGE_HEADERS, Html(page)).into_response()
 }
 
-/// Minimal HTML escaping for text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// `value` escaped for HTML text.
+fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_text(value)
+}
+
+/// `value` escaped for a double-quoted HTML attribute.
+fn attr(value: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_double_quoted_attribute(value)
 }
 
 /// The non-browser approval: GETs this mock's authorize endpoint with the
@@ -195,5 +229,36 @@ pub(crate) async fn submit_decision(
                 body,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{HikeMock, MockConfig};
+
+    #[tokio::test]
+    async fn the_consent_page_names_app_provider_and_scopes_escaped() {
+        let config = MockConfig::default().with_app_name("Shop <b> & \"Co\"");
+        let mock = HikeMock::start(config).await.expect("the mock starts");
+        let url = mock.build_authorize_url(Some("s<"));
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("a client")
+            .get(url)
+            .send()
+            .await
+            .expect("the page");
+        assert_eq!(response.status().as_u16(), 200);
+        let headers = response.headers();
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["cache-control"], "no-store");
+        let page = response.text().await.expect("a body");
+        assert!(page.contains("<span id=\"app-name\">Shop &lt;b&gt; &amp; \"Co\"</span>"));
+        assert!(page.contains("id=\"provider\">Hike "));
+        assert!(page.contains("<ul id=\"scopes\">\n      <li><code>all</code></li>\n    </ul>"));
+        assert!(page.contains("id=\"allow\"") && page.contains("id=\"deny\""));
+        assert!(page.contains("name=\"state\" value=\"s&lt;\""));
+        assert!(!page.contains("<b>"));
     }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use super::api::AccessTokens;
 use super::http::random_string;
 
 /// How long an authorization code can be exchanged.
@@ -62,6 +63,8 @@ pub(crate) struct Grants {
     codes: HashMap<String, CodeGrant>,
     refresh_tokens: HashMap<String, RefreshGrant>,
     access_tokens_issued: usize,
+    /// The issued access tokens, for the protected API.
+    pub(crate) access_tokens: AccessTokens,
 }
 
 impl Grants {
@@ -141,6 +144,7 @@ impl Grants {
         refresh_lifetime: Duration,
     ) -> IssuedTokens {
         let access_token = self.issue_access_token(prefix);
+        self.access_tokens.record(&access_token, scope, now);
         let refresh_token = format!(
             "{prefix}_rt_{}_{}",
             self.access_tokens_issued,

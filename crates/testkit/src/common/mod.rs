@@ -1,6 +1,7 @@
 //! What the three mocks share: configuration, recording, faults, the
 //! server, grants and the consent page.
 
+pub(crate) mod api;
 pub(crate) mod config;
 pub(crate) mod consent;
 pub(crate) mod faults;
@@ -8,6 +9,7 @@ pub(crate) mod grants;
 pub(crate) mod http;
 pub(crate) mod recording;
 pub(crate) mod server;
+pub(crate) mod wire_faults;
 
 pub use config::MockConfig;
 pub use faults::{Fault, ResponseStyle};
@@ -71,6 +73,31 @@ pub trait MockProvider: Send + Sync {
     fn is_refresh_token_valid(&self, refresh_token: &str) -> bool;
     /// How many access tokens were issued in total.
     fn issued_access_tokens(&self) -> usize;
+    /// Revokes every access token issued so far, as a provider does when
+    /// the user disconnects the app: the protected API answers 401
+    /// `invalid_token` to them while the client still holds them. Returns
+    /// how many were revoked. Refresh tokens stay valid, and tokens issued
+    /// afterwards are accepted.
+    fn revoke_access_tokens(&self) -> usize;
+    /// Whether the protected API would accept `access_token` now: issued by
+    /// this mock, not revoked, not expired by the mock's clock.
+    fn is_access_token_valid(&self, access_token: &str) -> bool;
+    /// The protected API's `GET /api/v1/me`: answers `{"subject",
+    /// "client_id","scopes"}` to a valid `Authorization: Bearer` token and
+    /// 401 `invalid_token` otherwise (see the mocks' module docs).
+    fn me_url(&self) -> Url {
+        let mut url = self.base_url();
+        url.set_path(api::ME_PATH);
+        url
+    }
+    /// The protected API's `POST /api/v1/echo`: answers `{"subject","echo"}`
+    /// with the JSON body it received, under the same rules as
+    /// [`MockProvider::me_url`].
+    fn echo_url(&self) -> Url {
+        let mut url = self.base_url();
+        url.set_path(api::ECHO_PATH);
+        url
+    }
 }
 
 /// Implements [`MockProvider`] for a handle with a `core: Arc<MockCore>` field.
@@ -103,6 +130,12 @@ macro_rules! impl_mock_provider {
             }
             fn issued_access_tokens(&self) -> usize {
                 self.core.issued_access_tokens()
+            }
+            fn revoke_access_tokens(&self) -> usize {
+                self.core.revoke_access_tokens()
+            }
+            fn is_access_token_valid(&self, access_token: &str) -> bool {
+                self.core.is_access_token_valid(access_token)
             }
         }
     };

@@ -226,7 +226,10 @@ impl MockCore {
     pub(crate) fn is_access_token_valid(&self, access_token: &str) -> bool {
         let (now, lifetime) = (self.shared.now(), self.shared.config.access_token_lifetime);
         let grants = &self.shared.lock().grants;
-        grants.access_tokens.check(access_token, now, lifetime).is_ok()
+        grants
+            .access_tokens
+            .check(access_token, now, lifetime)
+            .is_ok()
     }
 }
 
