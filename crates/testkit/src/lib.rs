@@ -18,7 +18,9 @@
 //! the provider would redirect to), and inspect what the adapter sent with
 //! [`MockProvider::requests`] / [`MockProvider::token_requests`].
 //! [`MockProvider::push_fault`] queues one-shot misbehaviours (error
-//! statuses, HTML bodies, `Retry-After`, delays, truncated JSON, redirects)
+//! statuses, HTML bodies, `Retry-After`, delays, truncated JSON, redirects,
+//! and faults on the wire after the grant was processed: a connection reset
+//! mid-body, a slow body, a stall before the headers)
 //! and [`MockProvider::set_style`] switches response shapes (HyperSKU's
 //! envelope, numbers as strings, a missing `expires_in`). Time comes from
 //! [`MockConfig::clock`], so a shared
@@ -41,6 +43,13 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Each mock also serves a small protected API (`GET /api/v1/me`,
+//! `POST /api/v1/echo`) that accepts only access tokens it issued and has
+//! not revoked ([`MockProvider::revoke_access_tokens`]), for testing
+//! authenticated requests. The HyperSKU and Hike authorize endpoints serve
+//! a real HTML consent page (app name, scope, Allow / Deny) for browser
+//! tests.
 //!
 //! Recorded requests only keep the `accept`, `authorization` and
 //! `content-type` headers, so they snapshot well once secrets are replaced
