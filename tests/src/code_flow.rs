@@ -79,8 +79,12 @@ pub async fn signs_in_and_refreshes_with_rotation<P: CodeFlowProvider, M: CodeFl
     ));
 }
 
-/// An authorization code can be exchanged once.
-pub async fn a_code_is_single_use<P: CodeFlowProvider, M: CodeFlowMock>(fx: Fixture<P, M>) {
+/// A callback cannot be replayed: the pending authorization it answered is
+/// consumed (and cannot be cloned), and against any other pending
+/// authorization its state does not match, so nothing is sent.
+pub async fn a_callback_cannot_be_replayed<P: CodeFlowProvider, M: CodeFlowMock>(
+    fx: Fixture<P, M>,
+) {
     let (url, pending) = fx
         .provider
         .authorize(AuthorizeRequest::new(REDIRECT_URI).unwrap())
@@ -88,20 +92,21 @@ pub async fn a_code_is_single_use<P: CodeFlowProvider, M: CodeFlowMock>(fx: Fixt
     let callback = fx.mock.approve_url(&url).await.unwrap();
     let params = CallbackParams::from_url(&callback).unwrap();
     fx.provider
-        .handle_callback(params.clone(), pending.clone())
+        .handle_callback(params.clone(), pending)
         .await
         .expect("first exchange");
+    let (_, another) = fx
+        .provider
+        .authorize(AuthorizeRequest::new(REDIRECT_URI).unwrap())
+        .unwrap();
+    fx.mock.clear_requests();
     let err = fx
         .provider
-        .handle_callback(params, pending)
+        .handle_callback(params, another)
         .await
-        .expect_err("second exchange");
-    assert_eq!(
-        err.provider_error_code(),
-        Some(&ErrorCode::InvalidGrant),
-        "{err:?}"
-    );
-    assert!(!err.is_retryable());
+        .expect_err("a replayed callback");
+    assert!(matches!(err, Error::StateMismatch), "{err:?}");
+    assert!(fx.mock.token_requests().is_empty(), "nothing was sent");
 }
 
 /// A callback whose state differs is rejected before anything is sent.

@@ -4,6 +4,7 @@
 //! The suite itself is in `tests/`: `behaviour.rs` runs the same checks
 //! against every adapter; `wire_snapshots.rs` pins each request and token.
 
+pub mod bad_input;
 pub mod code_flow;
 pub mod external;
 pub mod trace_capture;

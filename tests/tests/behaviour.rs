@@ -22,8 +22,8 @@ macro_rules! code_flow_suite {
             }
 
             #[tokio::test]
-            async fn a_code_is_single_use() {
-                code_flow::a_code_is_single_use($fixture().await).await;
+            async fn a_callback_cannot_be_replayed() {
+                code_flow::a_callback_cannot_be_replayed($fixture().await).await;
             }
 
             #[tokio::test]

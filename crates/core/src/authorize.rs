@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::redact::{excerpt, scrub, CODE_CHARS, MIN_SCRUBBED_VALUE_CHARS};
 use crate::token::{DisplayTime, ProviderId};
 
 /// How long a pending authorization stays usable by default (10 minutes,
@@ -64,8 +65,14 @@ pub struct AuthorizeUrlParams<'a> {
 /// What the application keeps between the redirect and the callback:
 /// the state, the redirect URI, the PKCE verifier and when it was made.
 ///
-/// It is consumed by the callback, so a state can be used once only.
-#[derive(Clone)]
+/// It is consumed by the callback, and it is not `Clone`, so a state can be
+/// used once only:
+///
+/// ```compile_fail
+/// # fn reuse(pending: oauth2_adapters_core::PendingAuthorization) {
+/// let copy = pending.clone(); // PendingAuthorization is not Clone
+/// # }
+/// ```
 pub struct PendingAuthorization {
     provider: ProviderId,
     state: SecretString,
@@ -165,9 +172,11 @@ impl fmt::Debug for CallbackParams {
 impl CallbackParams {
     /// Parses a callback query string (without the leading `?`).
     ///
-    /// A query over [`MAX_CALLBACK_QUERY_BYTES`], or one that repeats
-    /// `code`, `state`, `error` or `error_description`, is rejected.
-    /// Unknown parameters are ignored.
+    /// Rejected with [`Error::InvalidCallback`]: a query over
+    /// [`MAX_CALLBACK_QUERY_BYTES`]; one that repeats `code`, `state`,
+    /// `error` or `error_description`; one where the value of one of those
+    /// has a malformed `%` escape or does not decode to UTF-8 (the value
+    /// would otherwise be silently changed). Unknown parameters are ignored.
     pub fn from_query(query: &str) -> Result<Self> {
         if query.len() > MAX_CALLBACK_QUERY_BYTES {
             return Err(invalid_callback(format!(
@@ -177,8 +186,12 @@ impl CallbackParams {
         }
         let mut params = Self::default();
         let mut code: Option<String> = None;
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let slot = match key.as_ref() {
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let Ok(key) = decode_component(key) else {
+                continue;
+            };
+            let slot = match key.as_str() {
                 "code" => &mut code,
                 "state" => &mut params.state,
                 "error" => &mut params.error,
@@ -190,16 +203,68 @@ impl CallbackParams {
                     "the parameter `{key}` is repeated"
                 )));
             }
-            *slot = Some(value.into_owned());
+            let value = decode_component(value)
+                .map_err(|problem| invalid_callback(format!("the parameter `{key}` {problem}")))?;
+            *slot = Some(value);
         }
         params.code = code.map(SecretString::from);
         Ok(params)
     }
 
     /// Parses the query of a full callback URL.
+    ///
+    /// Only the query is read: the URL's scheme, host, port and path are
+    /// **not** compared with the redirect URI (the application's router
+    /// already chose the handler, and behind a proxy the URL it rebuilds
+    /// may legitimately differ; the `state` is what ties a callback to its
+    /// authorization). A URL whose query has none of `code`, `state` and
+    /// `error` but whose fragment does is rejected with
+    /// [`Error::InvalidCallback`]: the code flow never answers in the
+    /// fragment, and reading it would accept an implicit-flow style response.
     pub fn from_url(url: &Url) -> Result<Self> {
-        Self::from_query(url.query().unwrap_or(""))
+        let params = Self::from_query(url.query().unwrap_or(""))?;
+        let empty = params.code.is_none() && params.state.is_none() && params.error.is_none();
+        if empty {
+            let in_fragment = url.fragment().is_some_and(|fragment| {
+                fragment.split('&').any(|pair| {
+                    let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+                    matches!(key, "code" | "state" | "error" | "access_token")
+                })
+            });
+            if in_fragment {
+                return Err(invalid_callback(
+                    "the callback's parameters are in the URL fragment, not the query".to_owned(),
+                ));
+            }
+        }
+        Ok(params)
     }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component strictly:
+/// `+` is a space, `%` must start a two-digit hex escape, and the result
+/// must be UTF-8.
+fn decode_component(raw: &str) -> std::result::Result<String, &'static str> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .filter(|_| bytes[i + 1].is_ascii_hexdigit());
+                out.push(hex.ok_or("has a malformed percent-escape")?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| "is not UTF-8 once decoded")
 }
 
 /// An authorization code whose callback passed every check: the only thing
@@ -221,41 +286,129 @@ impl fmt::Debug for VerifiedCode {
 }
 
 /// Checks a callback against the pending authorization, in this order:
-/// an `error` parameter (`access_denied` has its own variant), the pending
-/// authorization's age, the `state` (compared in constant time), the `code`.
+///
+/// 1. an `error` parameter: a *present* `state` must match (a forged error
+///    is a [`Error::StateMismatch`]), but a missing one is accepted, since
+///    providers (Hike) omit it on a denial; `access_denied` has its own
+///    variant; an empty `error` is an [`Error::InvalidCallback`];
+/// 2. the pending authorization's age;
+/// 3. the `state` (compared in constant time);
+/// 4. the `code`: present, not blank, without control characters.
+///
+/// The provider's `error` and `error_description` are kept in the error,
+/// scrubbed of the state and code and cut short.
 pub(crate) fn verify_callback(
     params: CallbackParams,
     pending: &PendingAuthorization,
     now: SystemTime,
     max_age: Duration,
 ) -> Result<VerifiedCode> {
-    if let Some(error) = params.error {
-        let description = params.error_description;
-        return Err(match ErrorCode::parse(&error) {
-            ErrorCode::AccessDenied => Error::AuthorizationDenied { description },
-            code => Error::AuthorizationFailed { code, description },
-        });
+    let expected = pending.state.expose_secret();
+    let state_matches = params
+        .state
+        .as_deref()
+        .is_some_and(|got| bool::from(got.as_bytes().ct_eq(expected.as_bytes())));
+    if let Some(error) = &params.error {
+        if params.state.is_some() && !state_matches {
+            return Err(Error::StateMismatch);
+        }
+        return Err(callback_error(error, &params, expected));
     }
     let age = now.duration_since(pending.created_at).unwrap_or_default();
     if age > max_age {
         return Err(Error::AuthorizationExpired { age, max_age });
     }
-    let expected = pending.state.expose_secret().as_bytes();
-    let state_matches = params
-        .state
-        .as_deref()
-        .is_some_and(|got| bool::from(got.as_bytes().ct_eq(expected)));
     if !state_matches {
         return Err(Error::StateMismatch);
     }
     match params.code {
-        Some(code) if !code.expose_secret().is_empty() => Ok(VerifiedCode(code)),
+        Some(code) if code.expose_secret().chars().any(char::is_control) => Err(invalid_callback(
+            "the callback's `code` contains control characters".to_owned(),
+        )),
+        Some(code) if !code.expose_secret().trim().is_empty() => Ok(VerifiedCode(code)),
         _ => Err(invalid_callback("the callback has no `code`".to_owned())),
+    }
+}
+
+/// The error a callback's `error` parameter stands for.
+fn callback_error(error: &str, params: &CallbackParams, state: &str) -> Error {
+    if error.trim().is_empty() {
+        return invalid_callback("the callback's `error` parameter is empty".to_owned());
+    }
+    let code = params
+        .code
+        .as_ref()
+        .map(|c| c.expose_secret())
+        .filter(|c| c.chars().count() >= MIN_SCRUBBED_VALUE_CHARS);
+    let secrets: Vec<&str> = [Some(state), code].into_iter().flatten().collect();
+    let description = params
+        .error_description
+        .as_deref()
+        .map(|d| excerpt(d.as_bytes(), &secrets));
+    match ErrorCode::parse(error) {
+        ErrorCode::AccessDenied => Error::AuthorizationDenied { description },
+        ErrorCode::Other(other) => Error::AuthorizationFailed {
+            code: ErrorCode::Other(scrub(&other, &secrets, b"", CODE_CHARS)),
+            description,
+        },
+        code => Error::AuthorizationFailed { code, description },
     }
 }
 
 fn invalid_callback(reason: String) -> Error {
     Error::InvalidCallback { reason }
+}
+
+/// Entry points for the fuzz targets in `fuzz/`: **not a stable API**.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// The state of the fixed pending authorization [`callback`] verifies against.
+    pub const STATE: &str = "fz-state-4Rk9pQ2mX7vB";
+
+    /// When the fixed pending authorization was made.
+    const CREATED_SECS: u64 = 1_800_000_000;
+
+    /// A pending authorization for `provider` with [`STATE`], made at a
+    /// fixed instant, for fuzzing the exchange of a verified code.
+    pub(crate) fn pending(provider: ProviderId, verifier: Option<&str>) -> PendingAuthorization {
+        PendingAuthorization {
+            provider,
+            state: SecretString::from(STATE),
+            redirect_uri: Url::parse("https://app.example/callback").expect("a valid URL"),
+            scopes: vec!["all".to_owned()],
+            pkce_verifier: verifier.map(SecretString::from),
+            created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(CREATED_SECS),
+        }
+    }
+
+    /// A code as if it had passed verification (crate-internal: the fuzz
+    /// targets cannot forge one).
+    pub(crate) fn verified_code(code: &str) -> VerifiedCode {
+        VerifiedCode(SecretString::from(code))
+    }
+
+    /// Runs the callback parser and verifier exactly as
+    /// `handle_callback` does: [`CallbackParams::from_query`], then
+    /// verification against a fixed pending authorization (state
+    /// [`STATE`]) `age_secs` seconds after it was made.
+    pub fn callback(query: &str, age_secs: u64) -> Result<()> {
+        let params = CallbackParams::from_query(query)?;
+        verify(params, age_secs)
+    }
+
+    /// Like [`callback`], from a full URL ([`CallbackParams::from_url`]).
+    pub fn callback_url(url: &Url, age_secs: u64) -> Result<()> {
+        let params = CallbackParams::from_url(url)?;
+        verify(params, age_secs)
+    }
+
+    fn verify(params: CallbackParams, age_secs: u64) -> Result<()> {
+        let pending = pending(ProviderId::from_static("fuzz"), None);
+        let now = pending.created_at + Duration::from_secs(age_secs);
+        verify_callback(params, &pending, now, DEFAULT_PENDING_MAX_AGE).map(|_| ())
+    }
 }
 
 #[cfg(test)]
@@ -349,6 +502,82 @@ mod tests {
             CallbackParams::from_query(&format!("state={}", p.state().expose_secret())).unwrap();
         let err = verify_callback(params, &p, at(1_001), DEFAULT_PENDING_MAX_AGE).unwrap_err();
         assert!(matches!(err, Error::InvalidCallback { .. }));
+    }
+
+    #[test]
+    fn a_present_state_must_match_even_on_an_error() {
+        let p = pending();
+        let params = CallbackParams::from_query("error=access_denied&state=forged").unwrap();
+        let err = verify_callback(params, &p, at(1_100), DEFAULT_PENDING_MAX_AGE).unwrap_err();
+        assert!(matches!(err, Error::StateMismatch), "{err:?}");
+    }
+
+    #[test]
+    fn descriptions_and_unknown_codes_never_show_state_or_code() {
+        let p = pending();
+        let state = p.state().expose_secret().to_owned();
+        let query = format!(
+            "error=x{state}&error_description=state+{state}+code+c0de-val&code=c0de-val&state={state}"
+        );
+        let err = verify_callback(
+            CallbackParams::from_query(&query).unwrap(),
+            &p,
+            at(1_100),
+            DEFAULT_PENDING_MAX_AGE,
+        )
+        .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(matches!(err, Error::AuthorizationFailed { .. }), "{err:?}");
+        assert!(
+            !text.contains(&state) && !text.contains("c0de-val"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn malformed_escapes_and_non_utf8_values_are_rejected() {
+        for query in [
+            "code=%zz&state=s",
+            "code=a&state=%4",
+            "state=%FF%FE",
+            "code=%C3%28",
+        ] {
+            let err = CallbackParams::from_query(query).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidCallback { .. }),
+                "{query}: {err:?}"
+            );
+        }
+        let params = CallbackParams::from_query("code=a%2Bb+c&other=%zz").unwrap();
+        assert_eq!(params.code.unwrap().expose_secret(), "a+b c");
+    }
+
+    #[test]
+    fn blank_or_control_codes_and_empty_errors_are_invalid() {
+        let p = pending();
+        let state = p.state().expose_secret().to_owned();
+        for query in [
+            format!("code=+&state={state}"),
+            format!("code=a%0Db&state={state}"),
+            format!("error=&code=c&state={state}"),
+        ] {
+            let params = CallbackParams::from_query(&query).unwrap();
+            let err = verify_callback(params, &p, at(1_100), DEFAULT_PENDING_MAX_AGE).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidCallback { .. }),
+                "{query}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parameters_in_the_fragment_are_refused() {
+        let url = Url::parse("http://127.0.0.1/cb#code=c&state=s").unwrap();
+        let err = CallbackParams::from_url(&url).unwrap_err();
+        assert!(matches!(err, Error::InvalidCallback { .. }), "{err:?}");
+        let url = Url::parse("http://127.0.0.1/cb?code=c&state=s#code=x").unwrap();
+        let params = CallbackParams::from_url(&url).unwrap();
+        assert_eq!(params.code.unwrap().expose_secret(), "c");
     }
 
     #[test]

@@ -77,8 +77,10 @@ impl fmt::Debug for HttpClient {
     }
 }
 
-/// A response read in full (within the size cap).
-#[derive(Debug, Clone)]
+/// A response read in full (within the size cap). Its `Debug` shows the
+/// status, the header names and the body's length, never the body (it may
+/// hold tokens).
+#[derive(Clone)]
 pub struct HttpResponse {
     /// The HTTP status.
     pub status: u16,
@@ -86,6 +88,16 @@ pub struct HttpResponse {
     pub headers: http::HeaderMap,
     /// The body.
     pub body: Bytes,
+}
+
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl HttpResponse {

@@ -5,15 +5,20 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{Error, ErrorCode};
+use std::fmt;
+
+use crate::error::Error;
 use crate::http::HttpResponse;
-use crate::redact::excerpt;
+use crate::redact::{excerpt, field_excerpt};
 use crate::token::ProviderId;
-use crate::wire::{describe_json_error, invalid_response};
+use crate::wire::{check_json_document, describe_json_error, error_code, invalid_response};
 
 /// A response from a token endpoint, with what is needed to describe a
 /// failure without leaking a secret.
-#[derive(Debug, Clone, Copy)]
+///
+/// Its `Debug` shows the provider and the status only: neither the body
+/// nor the known secrets.
+#[derive(Clone, Copy)]
 pub struct JsonResponse<'a> {
     provider: &'a ProviderId,
     response: &'a HttpResponse,
@@ -48,17 +53,24 @@ impl<'a> JsonResponse<'a> {
     /// Parses the body as JSON.
     ///
     /// A redirect is always an [`Error::HttpStatus`] (token endpoints must
-    /// not redirect); an unparseable body is an [`Error::HttpStatus`] on a
+    /// not redirect); an unparseable body, or one where an object repeats a
+    /// key ([`check_json_document`]), is an [`Error::HttpStatus`] on a
     /// non-2xx status and an [`Error::InvalidResponse`] on a 2xx one.
     pub fn json(&self) -> Result<Value, Error> {
         if (300..400).contains(&self.response.status) {
             return Err(self.status_error());
         }
-        match serde_json::from_slice::<Value>(&self.response.body) {
-            Ok(value) => Ok(value),
-            Err(_) if !self.response.is_success() => Err(self.status_error()),
-            Err(err) => Err(self.invalid(describe_json_error(&err))),
-        }
+        let unusable = |reason: String| {
+            if self.response.is_success() {
+                self.invalid(reason)
+            } else {
+                self.status_error()
+            }
+        };
+        let value = serde_json::from_slice::<Value>(&self.response.body)
+            .map_err(|err| unusable(describe_json_error(&err)))?;
+        check_json_document(&self.response.body).map_err(unusable)?;
+        Ok(value)
     }
 
     /// Decodes a JSON value into `T`, describing failures without quoting values.
@@ -66,12 +78,17 @@ impl<'a> JsonResponse<'a> {
         serde_json::from_value(value).map_err(|err| self.invalid(describe_json_error(&err)))
     }
 
-    /// An RFC 6749 §5.2 error object (`{"error": "...", ...}`), if the body is one.
+    /// An RFC 6749 §5.2 error object (`{"error": "...", ...}`), if the body
+    /// is one: an object whose `error` is a non-empty string. An unknown
+    /// code is scrubbed and cut ([`error_code`]).
     pub fn oauth_error(&self, value: &Value) -> Option<Error> {
-        let code = value.get("error")?.as_str()?;
+        let code = value
+            .get("error")?
+            .as_str()
+            .filter(|code| !code.is_empty())?;
         Some(Error::Provider {
             provider: self.provider.clone(),
-            code: ErrorCode::parse(code),
+            code: error_code(code, self.known_secrets, &self.response.body),
             provider_code: None,
             description: self.text_field(value, "error_description"),
             status: Some(self.response.status),
@@ -79,12 +96,11 @@ impl<'a> JsonResponse<'a> {
         })
     }
 
-    /// A string field of `value`, scrubbed of known secrets.
+    /// A string field of `value`, scrubbed of the known secrets and of the
+    /// body's own credential values, as an [`excerpt`].
     pub fn text_field(&self, value: &Value, field: &str) -> Option<String> {
-        value
-            .get(field)
-            .and_then(Value::as_str)
-            .map(|text| excerpt(text.as_bytes(), self.known_secrets))
+        let text = value.get(field).and_then(Value::as_str)?;
+        Some(field_excerpt(text, self.known_secrets, &self.response.body))
     }
 
     /// [`Error::HttpStatus`] for this response.
@@ -117,11 +133,23 @@ impl<'a> JsonResponse<'a> {
     }
 }
 
+impl fmt::Debug for JsonResponse<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonResponse")
+            .field("provider", self.provider)
+            .field("status", &self.response.status)
+            .field("body_bytes", &self.response.body.len())
+            .field("known_secrets", &self.known_secrets.len())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::error::ErrorCode;
 
     static P: ProviderId = ProviderId::from_static("p");
 
@@ -153,6 +181,34 @@ mod tests {
         let r = response(302, "{}");
         let err = JsonResponse::new(&P, &r, &[]).json().unwrap_err();
         assert!(matches!(err, Error::HttpStatus { status: 302, .. }));
+    }
+
+    #[test]
+    fn repeated_keys_are_unusable_bodies() {
+        let r = response(200, r#"{"access_token":"a","access_token":"b"}"#);
+        let err = JsonResponse::new(&P, &r, &[]).json().unwrap_err();
+        assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
+        let r = response(400, r#"{"error":"a","error":"b"}"#);
+        let err = JsonResponse::new(&P, &r, &[]).json().unwrap_err();
+        assert!(
+            matches!(err, Error::HttpStatus { status: 400, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_codes_are_scrubbed_and_debug_shows_no_secret() {
+        let r = response(400, r#"{"error":"bad-abc123secret"}"#);
+        let json = JsonResponse::new(&P, &r, &["abc123secret"]);
+        let err = json.oauth_error(&json.json().unwrap()).unwrap();
+        assert!(
+            !format!("{err} {err:?}").contains("abc123secret"),
+            "{err:?}"
+        );
+        assert!(!format!("{json:?}").contains("abc123secret"));
+        let r = response(400, r#"{"error":""}"#);
+        let json = JsonResponse::new(&P, &r, &[]);
+        assert!(json.oauth_error(&json.json().unwrap()).is_none());
     }
 
     #[test]

@@ -185,8 +185,39 @@ impl fmt::Debug for Token {
             .field("scopes", &self.scopes)
             .field("subject", &self.subject)
             .field("issued_at", &DisplayTime(self.issued_at))
-            .field("extra", &self.extra)
+            .field("extra", &RedactedExtra(&self.extra))
             .finish()
+    }
+}
+
+/// `Debug` of provider extras with the values of credential-like members
+/// (`id_token`, `*_secret`, …, at any depth) replaced by `[redacted]`.
+struct RedactedExtra<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl fmt::Debug for RedactedExtra<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (key, value) in self.0 {
+            map.entry(key, &redact_member(key, value));
+        }
+        map.finish()
+    }
+}
+
+fn redact_member(key: &str, value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    if crate::redact::is_credential_key(key) {
+        return Value::String("[redacted]".to_owned());
+    }
+    match value {
+        Value::Object(members) => Value::Object(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), redact_member(k, v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redact_member("", v)).collect()),
+        other => other.clone(),
     }
 }
 
@@ -309,6 +340,27 @@ mod tests {
         let text = format!("{token:?} {:?}", token.to_record());
         assert!(!text.contains("secret-value"), "{text}");
         assert!(text.contains("2023-11-14T22:13:20Z"), "{text}");
+    }
+
+    #[test]
+    fn debug_redacts_credential_like_extras_at_any_depth() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let mut token = token(&clock);
+        token
+            .extra
+            .insert("id_token".into(), "eyJ-id-token-value".into());
+        token.extra.insert(
+            "nested".into(),
+            serde_json::json!({"shop": "s-1", "api_key": "k-value", "list": [{"refreshToken": "r-value"}]}),
+        );
+        let text = format!("{token:?}");
+        for secret in ["eyJ-id-token-value", "k-value", "r-value"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(
+            text.contains("s-1"),
+            "non-secret extras stay visible: {text}"
+        );
     }
 
     #[test]

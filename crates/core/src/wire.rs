@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::error::Error;
-use crate::redact::excerpt;
+use crate::error::{Error, ErrorCode};
+use crate::redact::{excerpt, scrub, CODE_CHARS, EXCERPT_CHARS};
 use crate::token::{DisplayTime, ProviderId};
 
 /// Longest lifetime accepted for a token, in seconds (100 years). A larger
@@ -161,7 +161,9 @@ pub fn split_scopes(scope: &str) -> Vec<String> {
         .collect()
 }
 
-/// An [`Error::InvalidResponse`] with a redacted excerpt of `body`.
+/// An [`Error::InvalidResponse`] with a redacted excerpt of `body`. The
+/// reason is scrubbed too (it may quote a field name or a `token_type`
+/// taken from the body).
 pub fn invalid_response(
     provider: &ProviderId,
     reason: impl Into<String>,
@@ -170,8 +172,116 @@ pub fn invalid_response(
 ) -> Error {
     Error::InvalidResponse {
         provider: provider.clone(),
-        reason: reason.into(),
+        reason: scrub(&reason.into(), known_secrets, body, EXCERPT_CHARS),
         excerpt: excerpt(body, known_secrets),
+    }
+}
+
+/// Checks an access token before it is accepted: it must be non-blank and
+/// made of visible ASCII characters only (RFC 6750's `b64token` and every
+/// opaque token in practice), since it is sent as `Authorization: Bearer
+/// <token>`: a control character, space or non-ASCII character would make
+/// the header invalid (or, with a CR LF, inject another header). `field` is
+/// the wire name used in the reason.
+pub fn check_access_token(field: &str, token: &str) -> Result<(), String> {
+    if token.trim().is_empty() {
+        return Err(format!("`{field}` is missing or empty"));
+    }
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "`{field}` has characters an Authorization header cannot carry \
+             (control, space or non-ASCII)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an OAuth error code as sent. A code that is not one of RFC 6749's
+/// is kept as [`ErrorCode::Other`], scrubbed of `known_secrets` and of the
+/// credential values of `body`, and cut to [`CODE_CHARS`] characters.
+pub fn error_code(code: &str, known_secrets: &[&str], body: &[u8]) -> ErrorCode {
+    match ErrorCode::parse(code) {
+        ErrorCode::Other(other) => ErrorCode::Other(scrub(&other, known_secrets, body, CODE_CHARS)),
+        known => known,
+    }
+}
+
+/// Checks that `body` is exactly one JSON document (nothing after it) in
+/// which no object repeats a key. RFC 8259 leaves the meaning of a repeated
+/// key to each parser (first wins, last wins, error), so a token response
+/// that repeats one is refused rather than read one way here and another
+/// way elsewhere. The reason names the position, never the key.
+pub fn check_json_document(body: &[u8]) -> Result<(), String> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    UniqueKeys
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(|err| {
+            if err.is_data() {
+                format!(
+                    "a JSON object repeats a key (line {}, column {})",
+                    err.line(),
+                    err.column()
+                )
+            } else {
+                describe_json_error(&err)
+            }
+        })
+}
+
+/// Walks a JSON value, failing on the first object that repeats a key.
+#[derive(Clone, Copy)]
+struct UniqueKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom("repeated key"));
+            }
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -285,6 +395,28 @@ mod tests {
     fn scopes_split_on_spaces_and_commas() {
         assert_eq!(split_scopes("a b,c  "), vec!["a", "b", "c"]);
         assert!(split_scopes("").is_empty());
+    }
+
+    #[test]
+    fn access_tokens_must_fit_in_a_header() {
+        assert!(check_access_token("t", "eyJ.abc-_~+/=").is_ok());
+        for bad in ["", "  ", "a b", "a\r\nX-Evil: 1", "t\u{0}", "tök"] {
+            let reason = check_access_token("t", bad).unwrap_err();
+            assert!(!reason.contains(bad) || bad.trim().is_empty(), "{reason}");
+        }
+    }
+
+    #[test]
+    fn one_document_without_repeated_keys() {
+        assert!(check_json_document(br#"{"a":1,"b":[{"c":1,"d":2}]} "#).is_ok());
+        assert!(check_json_document(b"not json").is_err());
+        assert!(check_json_document(br#"{"a":1} x"#).is_err());
+        assert!(check_json_document(br#"{"a":1}{"a":1}"#).is_err());
+        let err = check_json_document(br#"{"a":1,"a":2}"#).unwrap_err();
+        assert!(err.contains("repeats") && !err.contains("\"a\""), "{err}");
+        assert!(check_json_document(br#"{"x":{"t":"s3cret","t":"s3cret"}}"#).is_err());
+        assert!(check_json_document(br#"[{"k":1},{"k":1}]"#).is_ok());
+        assert!(check_json_document(br#"{"\u0061":1,"a":2}"#).is_err());
     }
 
     #[test]

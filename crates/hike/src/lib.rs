@@ -28,3 +28,67 @@ use oauth2_adapters_core::ProviderId;
 
 /// The id recorded in every Hike token.
 pub static PROVIDER_ID: ProviderId = ProviderId::from_static("hike");
+
+/// Entry points for the fuzz targets in `fuzz/`: **not a stable API**.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::sync::{Arc, OnceLock};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use oauth2_adapters_core::standard::fuzzing::{respond, CannedResponse};
+    use oauth2_adapters_core::{
+        ClientAuth, ClientCredentials, Context, Error, ManualClock, StandardProvider, Token,
+    };
+
+    pub use oauth2_adapters_core::standard::fuzzing::{
+        FuzzGrant, CODE, PKCE_VERIFIER, REFRESH_TOKEN,
+    };
+
+    use crate::PROVIDER_ID;
+
+    /// The client secret the adapter sent.
+    pub const CLIENT_SECRET: &str = "fz-hike-client-secret-Ka1Sd9";
+    /// The clock's time, in Unix seconds.
+    pub const NOW_UNIX: u64 = 1_800_000_000;
+
+    /// The standard provider Hike's builder makes (`HikeBuilder::build`):
+    /// Hike's id, credentials in the body, PKCE on so the verifier is sent.
+    fn standard() -> &'static StandardProvider {
+        static PROVIDER: OnceLock<StandardProvider> = OnceLock::new();
+        PROVIDER.get_or_init(|| {
+            let context = Context::new()
+                .expect("the default HTTP client builds")
+                .with_clock(Arc::new(ManualClock::at_unix(NOW_UNIX)));
+            StandardProvider::builder(PROVIDER_ID.as_str().to_owned())
+                .authorize_url(format!("{}/oauth/authorize", crate::DEFAULT_BASE_URL))
+                .token_url(format!("{}/oauth/token", crate::DEFAULT_BASE_URL))
+                .default_scopes([crate::DEFAULT_SCOPE])
+                .client_auth(ClientAuth::RequestBody)
+                .pkce(true)
+                .context(context)
+                .build(ClientCredentials::new("fz-client", CLIENT_SECRET))
+                .expect("the fuzzing provider builds")
+        })
+    }
+
+    /// Runs `grant` against a canned token-endpoint answer through the
+    /// adapter's code path: the standard provider (the `oauth2` crate's
+    /// request and parsing, the core's error mapping and normalization),
+    /// then Hike's `expires` reconciliation.
+    pub fn read_token_response(
+        grant: FuzzGrant,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Token, Error> {
+        let response = CannedResponse {
+            status,
+            content_type,
+            body,
+        };
+        let mut token = respond(standard(), grant, response)?;
+        let now: SystemTime = UNIX_EPOCH + Duration::from_secs(NOW_UNIX);
+        crate::wire::settle_expiry(&mut token, now);
+        Ok(token)
+    }
+}

@@ -34,3 +34,65 @@ use oauth2_adapters_core::ProviderId;
 
 /// The id recorded in every HyperSKU token.
 pub static PROVIDER_ID: ProviderId = ProviderId::from_static("hypersku");
+
+/// Entry points for the fuzz targets in `fuzz/`: **not a stable API**.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::sync::{Arc, OnceLock};
+
+    use oauth2_adapters_core::{
+        ClientCredentials, Context, Error, HttpResponse, ManualClock, Token,
+    };
+
+    use crate::{ExpiryUnit, HyperSku};
+
+    /// The client secret of the adapter [`read_token_response`] uses.
+    pub const CLIENT_SECRET: &str = "fz-hs-client-secret-Lp0Oq8";
+    /// The API key it sends.
+    pub const API_KEY: &str = "fz-hs-api-key-Zr4Ud6";
+    /// The code (or refresh token) it sent.
+    pub const GRANT_SECRET: &str = "fz-hs-grant-Wc2Ey5Tb";
+    /// Its clock's time, in Unix seconds.
+    pub const NOW_UNIX: u64 = 1_800_000_000;
+
+    fn adapter(unit: ExpiryUnit) -> &'static HyperSku {
+        static SECONDS: OnceLock<HyperSku> = OnceLock::new();
+        static MILLIS: OnceLock<HyperSku> = OnceLock::new();
+        let cell = match unit {
+            ExpiryUnit::Seconds => &SECONDS,
+            ExpiryUnit::Milliseconds => &MILLIS,
+        };
+        cell.get_or_init(|| {
+            let context = Context::new()
+                .expect("the default HTTP client builds")
+                .with_clock(Arc::new(ManualClock::at_unix(NOW_UNIX)));
+            HyperSku::builder(ClientCredentials::new("fz-client", CLIENT_SECRET))
+                .api_key(API_KEY)
+                .expiry_unit(unit)
+                .context(context)
+                .build()
+                .expect("the fuzzing adapter builds")
+        })
+    }
+
+    /// Reads `body` (with this status and content type) exactly as the
+    /// adapter reads a real token-endpoint response.
+    pub fn read_token_response(
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        unit: ExpiryUnit,
+    ) -> Result<Token, Error> {
+        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+        let mut headers = HeaderMap::new();
+        if let Some(value) = content_type.and_then(|ct| HeaderValue::from_str(ct).ok()) {
+            headers.insert(CONTENT_TYPE, value);
+        }
+        let response = HttpResponse {
+            status,
+            headers,
+            body: body.to_vec().into(),
+        };
+        adapter(unit).read(&response, GRANT_SECRET)
+    }
+}

@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use oauth2_adapters_core::{
-    AuthorizationCodeProvider, AuthorizeUrlParams, Context, Error, ExposeSecret, JsonResponse,
-    PendingAuthorization, Provider, ProviderId, RefreshPolicy, RefreshTokenProvider, Result,
-    SecretString, Token, VerifiedCode,
+    AuthorizationCodeProvider, AuthorizeUrlParams, Context, Error, ExposeSecret, HttpResponse,
+    JsonResponse, PendingAuthorization, Provider, ProviderId, RefreshPolicy, RefreshTokenProvider,
+    Result, SecretString, Token, VerifiedCode,
 };
 use serde_json::{Map, Value};
 use url::Url;
@@ -67,9 +67,17 @@ impl HyperSku {
             request = request.header(reqwest::header::AUTHORIZATION, key);
         }
         let response = self.context.http.send(&PROVIDER_ID, request).await?;
+        self.read(&response, grant_secret)
+    }
+
+    /// Reads a token-endpoint response: the token, or the error it stands
+    /// for. `grant_secret` (the code or refresh token sent) is scrubbed from
+    /// every error, as are the client secret and the API key.
+    pub(crate) fn read(&self, response: &HttpResponse, grant_secret: &str) -> Result<Token> {
+        let api_key = self.config.api_key.as_ref().map(|k| k.expose_secret());
         let client_secret = self.config.credentials.client_secret.expose_secret();
         let known = [client_secret, grant_secret, api_key.unwrap_or_default()];
-        let json = JsonResponse::new(&PROVIDER_ID, &response, &known);
+        let json = JsonResponse::new(&PROVIDER_ID, response, &known);
         let rules = ReadRules {
             unit: self.config.expiry_unit,
             success_codes: &self.config.success_codes,

@@ -3,7 +3,8 @@
 use std::time::SystemTime;
 
 use oauth2_adapters_core::wire::{
-    expiry_from_lifetime, optional_number, optional_scopes, optional_string_or_number,
+    check_access_token, expiry_from_lifetime, optional_number, optional_scopes,
+    optional_string_or_number,
 };
 use oauth2_adapters_core::{Error, ErrorCode, JsonResponse, SecretString, Token};
 use serde::Deserialize;
@@ -26,6 +27,9 @@ pub(crate) struct ReadRules<'a> {
 struct TokenBody {
     #[serde(default)]
     access_token: Option<String>,
+    /// Not in the docs' `OAuth2TokenVo`; when sent, it must say Bearer.
+    #[serde(default, alias = "token_type")]
+    token_type: Option<String>,
     #[serde(default, deserialize_with = "optional_number")]
     expires_in: Option<f64>,
     #[serde(default)]
@@ -40,39 +44,48 @@ struct TokenBody {
     extra: serde_json::Map<String, Value>,
 }
 
-/// Reads a token, or the error the response stands for.
+/// Reads a token, or the error the response stands for, in this order:
 ///
-/// * A body with `accessToken` is a bare token (the documented shape).
-/// * A body with `code` is an envelope: a code in `success_codes` must carry
-///   the token in `data`; any other code is an [`Error::Provider`] even with
-///   HTTP 200 (`invalid_grant_codes` map to `invalid_grant`).
-/// * An RFC 6749 `{"error": …}` body is an [`Error::Provider`] too.
+/// * an RFC 6749 `{"error": "…"}` body is an [`Error::Provider`], even
+///   beside a token;
+/// * a numeric `code` outside `success_codes` is an [`Error::Provider`]
+///   even with HTTP 200 (`invalid_grant_codes` map to `invalid_grant`),
+///   even beside a token;
+/// * a body with `accessToken` is a bare token (the documented shape);
+/// * otherwise a body with a success `code` is an envelope carrying the
+///   token in `data`;
+/// * a token (bare or enveloped) on a non-2xx status is an
+///   [`Error::HttpStatus`]: the status wins over the body.
 pub(crate) fn read_token(
     json: &JsonResponse<'_>,
     rules: ReadRules<'_>,
     now: SystemTime,
 ) -> Result<Token, Error> {
     let value = json.json()?;
-    let body = if value.get("accessToken").is_some() {
-        if !(200..300).contains(&json.status()) {
-            return Err(json.status_error());
-        }
-        value
-    } else if let Some(code) = value.get("code").filter(|_| value.is_object()) {
-        let code = envelope_code(code)
-            .ok_or_else(|| json.unexpected("the envelope `code` is not a number"))?;
+    if let Some(error) = json.oauth_error(&value) {
+        return Err(error);
+    }
+    let envelope = value.get("code").map(envelope_code);
+    if let Some(Some(code)) = envelope {
         if !rules.success_codes.contains(&code) {
             return Err(business_error(json, &value, code, rules));
         }
-        match value.get("data") {
-            Some(data @ Value::Object(_)) => data.clone(),
-            _ => return Err(json.unexpected("the success envelope has no `data` object")),
-        }
-    } else if let Some(error) = json.oauth_error(&value) {
-        return Err(error);
+    }
+    let body = if value.get("accessToken").is_some() {
+        value
     } else {
-        return Err(json.unexpected("no `accessToken` in the response"));
+        match envelope {
+            None => return Err(json.unexpected("no `accessToken` in the response")),
+            Some(None) => return Err(json.unexpected("the envelope `code` is not a number")),
+            Some(Some(_)) => match value.get("data") {
+                Some(data @ Value::Object(_)) => data.clone(),
+                _ => return Err(json.unexpected("the success envelope has no `data` object")),
+            },
+        }
     };
+    if !(200..300).contains(&json.status()) {
+        return Err(json.status_error());
+    }
     normalize(json, json.decode::<TokenBody>(body)?, rules.unit, now)
 }
 
@@ -82,10 +95,18 @@ fn normalize(
     unit: ExpiryUnit,
     now: SystemTime,
 ) -> Result<Token, Error> {
-    let access = body
-        .access_token
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| json.invalid("`accessToken` is missing or empty"))?;
+    let access = body.access_token.unwrap_or_default();
+    check_access_token("accessToken", &access).map_err(|reason| json.invalid(reason))?;
+    if let Some(kind) = body
+        .token_type
+        .as_deref()
+        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
+    {
+        let kind: String = kind.chars().take(40).collect();
+        return Err(json.invalid(format!(
+            "unsupported `tokenType` {kind:?}: only Bearer tokens can be used"
+        )));
+    }
     let mut token = Token::new(PROVIDER_ID.clone(), SecretString::from(access), now);
     token.refresh_token = body
         .refresh_token
@@ -108,7 +129,11 @@ fn normalize(
 
 fn envelope_code(code: &Value) -> Option<i64> {
     match code {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -139,6 +164,7 @@ fn business_error(
             .text_field(value, "msg")
             .or_else(|| json.text_field(value, "message")),
         status: Some(json.status()),
+        retry_after: json.retry_after(),
     }
 }
 
@@ -285,6 +311,53 @@ mod tests {
         }
         let err = read(502, "<html>Bad Gateway</html>").unwrap_err();
         assert!(matches!(err, Error::HttpStatus { status: 502, .. }));
+    }
+
+    #[test]
+    fn errors_win_over_tokens_and_statuses_over_success_envelopes() {
+        let err = read(200, r#"{"error":"invalid_grant","accessToken":"at"}"#).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Provider {
+                    code: ErrorCode::InvalidGrant,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = read(200, r#"{"code":60025,"accessToken":"at"}"#).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Provider {
+                    code: ErrorCode::InvalidGrant,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = read(500, r#"{"code":200,"data":{"accessToken":"at"}}"#).unwrap_err();
+        assert!(
+            matches!(err, Error::HttpStatus { status: 500, .. }),
+            "{err:?}"
+        );
+        let token = read(200, r#"{"code":"n/a","accessToken":"at"}"#).unwrap();
+        assert_eq!(token.access_token.expose_secret(), "at");
+    }
+
+    #[test]
+    fn a_token_type_other_than_bearer_is_refused() {
+        for kind in ["\"mac\"", "\"DPoP\"", "\"\""] {
+            let body = format!(r#"{{"accessToken":"at","tokenType":{kind}}}"#);
+            let err = read(200, &body).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidResponse { .. }),
+                "{kind}: {err:?}"
+            );
+        }
+        read(200, r#"{"accessToken":"at","token_type":"bearer"}"#).unwrap();
+        read(200, r#"{"accessToken":"at","tokenType":null}"#).unwrap();
     }
 
     #[test]

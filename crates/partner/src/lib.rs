@@ -39,6 +39,8 @@ mod wire;
 
 pub use config::{PartnerBuilder, DEFAULT_TOKEN_PATH};
 pub use provider::Partner;
+#[doc(hidden)]
+pub use wire::fuzzing;
 
 use oauth2_adapters_core::ProviderId;
 

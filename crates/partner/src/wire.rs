@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use oauth2_adapters_core::wire::{
-    expiry_from_lifetime, instant_from_epoch_secs, optional_number, optional_scopes,
-    optional_string_or_number, reconcile_expiry,
+    check_access_token, expiry_from_lifetime, instant_from_epoch_secs, optional_number,
+    optional_scopes, optional_string_or_number, reconcile_expiry, MAX_LIFETIME_SECS,
 };
 use oauth2_adapters_core::{Error, JsonResponse, SecretString, Token};
 use serde::Deserialize;
@@ -26,46 +26,80 @@ struct TokenBody {
     extra: Map<String, Value>,
 }
 
-/// The JWT claims we read. Fractional epoch seconds are allowed.
-#[derive(Debug, Default, Deserialize)]
+/// The JWT claims we read, each on its own: a claim of the wrong type is
+/// ignored without losing the others (they are informational, the token is
+/// not verified), except `exp` when it is the only expiry there is.
+#[derive(Debug, Default)]
 struct Claims {
-    #[serde(default, deserialize_with = "optional_number")]
-    exp: Option<f64>,
-    #[serde(default, deserialize_with = "optional_scopes")]
+    exp: Exp,
     scopes: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "optional_string_or_number")]
     partner_id: Option<String>,
-    #[serde(default, deserialize_with = "optional_string_or_number")]
     user_id: Option<String>,
-    #[serde(default, deserialize_with = "optional_string_or_number")]
     sub: Option<String>,
-    #[serde(default)]
     is_test: Option<bool>,
-    #[serde(default)]
     aud: Option<Value>,
 }
 
-/// Reads a token response, or the error it stands for.
+/// The `exp` claim: fractional epoch seconds, as a number or numeric string.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum Exp {
+    #[default]
+    Absent,
+    At(f64),
+    Unreadable,
+}
+
+impl Claims {
+    fn from_map(mut map: Map<String, Value>) -> Self {
+        let mut take = |key: &str| map.remove(key).filter(|v| !v.is_null());
+        let text = |v: Option<Value>| v.and_then(|v| optional_string_or_number(v).ok().flatten());
+        Self {
+            exp: match take("exp").map(optional_number) {
+                None | Some(Ok(None)) => Exp::Absent,
+                Some(Ok(Some(secs))) => Exp::At(secs),
+                Some(Err(_)) => Exp::Unreadable,
+            },
+            scopes: take("scopes").and_then(|v| optional_scopes(v).ok().flatten()),
+            partner_id: text(take("partner_id")),
+            user_id: text(take("user_id")),
+            sub: text(take("sub")),
+            is_test: take("is_test").and_then(|v| v.as_bool()),
+            aud: take("aud"),
+        }
+    }
+}
+
+/// Reads a token response, or the error it stands for:
+///
+/// * an RFC 6749 `{"error": "…"}` body is an [`Error::Provider`], even
+///   beside an `access_token` and on HTTP 200;
+/// * a token on a non-2xx status is an [`Error::HttpStatus`];
+/// * an empty token, a `token_type` other than Bearer, an impossible
+///   `expires_in` → [`Error::InvalidResponse`];
+/// * without `expires_in`, the JWT's `exp` is the expiry, so an `exp` that
+///   is not a number, already past or over 100 years away is an
+///   [`Error::InvalidResponse`] (a token that arrives expired would be
+///   re-requested in a loop); no `exp` at all means "expiry unknown".
 pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Token, Error> {
     let value = json.json()?;
+    if let Some(error) = json.oauth_error(&value) {
+        return Err(error);
+    }
     if value.get("access_token").is_none() {
-        return Err(json
-            .oauth_error(&value)
-            .unwrap_or_else(|| json.unexpected("no `access_token` in the response")));
+        return Err(json.unexpected("no `access_token` in the response"));
     }
     if !(200..300).contains(&json.status()) {
         return Err(json.status_error());
     }
     let body: TokenBody = json.decode(value)?;
-    let access = body
-        .access_token
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| json.invalid("`access_token` is missing or empty"))?;
+    let access = body.access_token.unwrap_or_default();
+    check_access_token("access_token", &access).map_err(|reason| json.invalid(reason))?;
     if let Some(kind) = body
         .token_type
         .as_deref()
         .filter(|t| !t.eq_ignore_ascii_case("bearer"))
     {
+        let kind: String = kind.chars().take(40).collect();
         return Err(json.invalid(format!(
             "unsupported `token_type` {kind:?}: only Bearer tokens can be used"
         )));
@@ -73,7 +107,14 @@ pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Tok
     let claims = decode_claims(&access).unwrap_or_default();
     let relative = expiry_from_lifetime("expires_in", body.expires_in, Duration::from_secs(1), now)
         .map_err(|reason| json.invalid(reason))?;
-    let absolute = claims.exp.and_then(instant_from_epoch_secs);
+    let absolute = match (relative, claims.exp) {
+        (_, Exp::Absent) | (Some(_), Exp::Unreadable) => None,
+        (Some(_), Exp::At(secs)) => instant_from_epoch_secs(secs),
+        (None, Exp::Unreadable) => {
+            return Err(json.invalid("no `expires_in`, and the JWT's `exp` is not a number"))
+        }
+        (None, Exp::At(secs)) => Some(jwt_expiry(json, secs, now)?),
+    };
 
     let mut token = Token::new(PROVIDER_ID.clone(), SecretString::from(access), now);
     token.expires_at = reconcile_expiry(&PROVIDER_ID, relative, absolute, now);
@@ -97,7 +138,20 @@ pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Tok
     Ok(token)
 }
 
-/// Decodes (never verifies) a JWT's payload; `None` if the token is not a JWT.
+/// The JWT's `exp` as the token's only expiry: it must lie in the future,
+/// at most 100 years away.
+fn jwt_expiry(json: &JsonResponse<'_>, secs: f64, now: SystemTime) -> Result<SystemTime, Error> {
+    let at = instant_from_epoch_secs(secs)
+        .filter(|at| *at > now)
+        .ok_or_else(|| json.invalid("no `expires_in`, and the JWT's `exp` is already past"))?;
+    match at.duration_since(now) {
+        Ok(ahead) if ahead.as_secs_f64() <= MAX_LIFETIME_SECS => Ok(at),
+        _ => Err(json.invalid("no `expires_in`, and the JWT's `exp` is over 100 years away")),
+    }
+}
+
+/// Decodes (never verifies) a JWT's payload; `None` if the token is not a
+/// JWT or its payload is not a JSON object.
 fn decode_claims(jwt: &str) -> Option<Claims> {
     let mut parts = jwt.split('.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
@@ -105,12 +159,54 @@ fn decode_claims(jwt: &str) -> Option<Claims> {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes) {
-        Ok(claims) => Some(claims),
+    match serde_json::from_slice::<Map<String, Value>>(&bytes) {
+        Ok(map) => Some(Claims::from_map(map)),
         Err(_) => {
             tracing::debug!(provider = %PROVIDER_ID, "the access token's JWT payload is not readable JSON; ignoring its claims");
             None
         }
+    }
+}
+
+/// Entry points for the fuzz targets in `fuzz/`: **not a stable API**.
+pub mod fuzzing {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use oauth2_adapters_core::{Error, HttpResponse, JsonResponse, Token};
+
+    use crate::PROVIDER_ID;
+
+    /// The client secret the adapter sent.
+    pub const CLIENT_SECRET: &str = "fz-pt-client-secret-Yh7Ij3";
+    /// The clock's time, in Unix seconds.
+    pub const NOW_UNIX: u64 = 1_800_000_000;
+
+    /// Reads `body` (with this status and content type) exactly as the
+    /// adapter reads a real token-endpoint response: the same
+    /// [`JsonResponse`] with the same known secret, the same reader.
+    pub fn read_token_response(
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Token, Error> {
+        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+        let mut headers = HeaderMap::new();
+        if let Some(value) = content_type.and_then(|ct| HeaderValue::from_str(ct).ok()) {
+            headers.insert(CONTENT_TYPE, value);
+        }
+        let response = HttpResponse {
+            status,
+            headers,
+            body: body.to_vec().into(),
+        };
+        let known = [CLIENT_SECRET];
+        let json = JsonResponse::new(&PROVIDER_ID, &response, &known);
+        super::read_token(&json, UNIX_EPOCH + Duration::from_secs(NOW_UNIX))
+    }
+
+    /// Runs the JWT claims decoder on `jwt`; true when it found claims.
+    pub fn decode_jwt_claims(jwt: &str) -> bool {
+        super::decode_claims(jwt).is_some()
     }
 }
 
@@ -178,6 +274,67 @@ mod tests {
         assert!(token.subject.is_none());
         let token = read(200, r#"{"access_token":"a.bm90IGpzb24.c"}"#).unwrap();
         assert!(token.expires_at.is_none());
+    }
+
+    fn jwt(claims: &str) -> String {
+        format!(
+            "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(claims)
+        )
+    }
+
+    #[test]
+    fn without_expires_in_a_past_or_unreadable_exp_is_refused() {
+        for claims in [
+            r#"{"exp":1000}"#,
+            r#"{"exp":"tomorrow"}"#,
+            r#"{"exp":1e11}"#,
+            r#"{"exp":-5}"#,
+        ] {
+            let body = format!(r#"{{"access_token":"{}"}}"#, jwt(claims));
+            let err = read(200, &body).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidResponse { .. }),
+                "{claims}: {err:?}"
+            );
+        }
+        let body = format!(
+            r#"{{"access_token":"{}","expires_in":60}}"#,
+            jwt(r#"{"exp":1000}"#)
+        );
+        assert_eq!(
+            secs(read(200, &body).unwrap().expires_at),
+            Some((ISSUED + 60) as f64)
+        );
+        let body = format!(
+            r#"{{"access_token":"{}"}}"#,
+            jwt(r#"{"exp":"1710223631.5"}"#)
+        );
+        assert!(read(200, &body).unwrap().expires_at.is_some());
+    }
+
+    #[test]
+    fn one_bad_claim_does_not_lose_the_others() {
+        let claims = r#"{"exp":"soon","scopes":["a"],"partner_id":{"x":1},"user_id":7}"#;
+        let body = format!(r#"{{"access_token":"{}","expires_in":60}}"#, jwt(claims));
+        let token = read(200, &body).unwrap();
+        assert_eq!(token.scopes, ["a"]);
+        assert_eq!(token.subject.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn an_error_member_wins_over_a_token() {
+        let err = read(200, r#"{"error":"invalid_client","access_token":"x"}"#).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Provider {
+                    status: Some(200),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -1,38 +1,32 @@
 //! A standard (RFC 6749) provider described by data, built on the `oauth2` crate.
 
+#[doc(hidden)]
+pub mod fuzzing;
+mod outcome;
 mod response;
 
 pub use response::LenientTokenResponse;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
 };
-use oauth2::{
-    AsyncHttpClient, AuthType, EndpointNotSet, EndpointSet, RequestTokenError,
-    StandardRevocableToken,
-};
+use oauth2::{AuthType, EndpointNotSet, EndpointSet, StandardRevocableToken};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use self::outcome::{RecordingClient, Transport};
 use crate::authorize::{AuthorizeUrlParams, PendingAuthorization, VerifiedCode};
-use crate::error::{Error, ErrorCode, Result};
-use crate::http::{parse_url, require_secure_endpoint, HttpClient, TransportFailure};
+use crate::error::{Error, Result};
+use crate::http::{parse_url, require_secure_endpoint};
 use crate::provider::{
     AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Context, Provider,
     RefreshPolicy, RefreshTokenProvider,
 };
-use crate::redact::excerpt;
 use crate::token::{ProviderId, Token};
-use crate::wire::{expiry_from_lifetime, invalid_response};
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -241,157 +235,6 @@ impl StandardProvider {
                 ClientAuth::RequestBody => AuthType::RequestBody,
             })
     }
-
-    fn normalize(&self, response: StandardResponse, known_secrets: &[&str]) -> Result<Token> {
-        let now = self.context.clock.now();
-        let invalid = |reason: String| invalid_response(&self.id, reason, b"", known_secrets);
-        let access = response.access_token.secret();
-        if access.trim().is_empty() {
-            return Err(invalid("`access_token` is empty".to_owned()));
-        }
-        let mut token = Token::new(self.id.clone(), SecretString::from(access.clone()), now);
-        match &response.token_type {
-            BasicTokenType::Bearer => {}
-            other => {
-                return Err(invalid(format!(
-                    "unsupported `token_type` {:?}: only Bearer tokens can be used",
-                    other.as_ref()
-                )))
-            }
-        }
-        token.refresh_token = response
-            .refresh_token
-            .as_ref()
-            .filter(|t| !t.secret().is_empty())
-            .map(|t| SecretString::from(t.secret().clone()));
-        token.expires_at = expiry_from_lifetime(
-            "expires_in",
-            response.expires_in,
-            Duration::from_secs(1),
-            now,
-        )
-        .map_err(invalid)?;
-        token.scopes = response
-            .scopes
-            .as_ref()
-            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default();
-        token.extra = response.extra;
-        Ok(token)
-    }
-
-    fn recorder(&self) -> RecordingClient<'_> {
-        RecordingClient {
-            http: &self.context.http,
-            last: Mutex::new(None),
-        }
-    }
-
-    fn finish(
-        &self,
-        outcome: std::result::Result<
-            StandardResponse,
-            RequestTokenError<TransportFailure, BasicErrorResponse>,
-        >,
-        recorder: &RecordingClient<'_>,
-        known_secrets: &[&str],
-    ) -> Result<Token> {
-        let meta = recorder.last.lock().map(|m| *m).unwrap_or(None);
-        match outcome {
-            Ok(response) => self.normalize(response, known_secrets),
-            Err(err) => Err(self.map_error(err, meta, known_secrets)),
-        }
-    }
-
-    fn map_error(
-        &self,
-        err: RequestTokenError<TransportFailure, BasicErrorResponse>,
-        meta: Option<ResponseMeta>,
-        known_secrets: &[&str],
-    ) -> Error {
-        let status = meta.map(|m| m.status);
-        let non_success = status.is_some_and(|s| !(200..300).contains(&s));
-        match err {
-            RequestTokenError::ServerResponse(response) => Error::Provider {
-                provider: self.id.clone(),
-                code: ErrorCode::parse(response.error().as_ref()),
-                provider_code: None,
-                description: response
-                    .error_description()
-                    .map(|d| excerpt(d.as_bytes(), known_secrets)),
-                status,
-                retry_after: meta.and_then(|m| m.retry_after),
-            },
-            RequestTokenError::Request(failure) => failure.into_error(&self.id),
-            RequestTokenError::Parse(parse, body) if non_success => {
-                let _ = parse;
-                self.status_error(meta, &body, known_secrets)
-            }
-            RequestTokenError::Parse(parse, body) => invalid_response(
-                &self.id,
-                format!(
-                    "{} at `{}`",
-                    crate::wire::describe_json_error(parse.inner()),
-                    parse.path()
-                ),
-                &body,
-                known_secrets,
-            ),
-            RequestTokenError::Other(_) if non_success => {
-                self.status_error(meta, b"", known_secrets)
-            }
-            RequestTokenError::Other(reason) => {
-                invalid_response(&self.id, reason, b"", known_secrets)
-            }
-        }
-    }
-
-    fn status_error(&self, meta: Option<ResponseMeta>, body: &[u8], known: &[&str]) -> Error {
-        Error::HttpStatus {
-            provider: self.id.clone(),
-            status: meta.map_or(0, |m| m.status),
-            retry_after: meta.and_then(|m| m.retry_after),
-            excerpt: excerpt(body, known),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ResponseMeta {
-    status: u16,
-    retry_after: Option<Duration>,
-}
-
-/// Runs the `oauth2` crate's requests on our client and remembers the
-/// status of the answer, which the crate's errors do not carry.
-struct RecordingClient<'a> {
-    http: &'a HttpClient,
-    last: Mutex<Option<ResponseMeta>>,
-}
-
-impl<'c> AsyncHttpClient<'c> for RecordingClient<'_> {
-    type Error = TransportFailure;
-    type Future = Pin<
-        Box<
-            dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>>
-                + Send
-                + 'c,
-        >,
-    >;
-
-    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let response = self.http.execute_http(request).await?;
-            let retry_after = crate::http::retry_after(response.headers());
-            if let Ok(mut last) = self.last.lock() {
-                *last = Some(ResponseMeta {
-                    status: response.status().as_u16(),
-                    retry_after,
-                });
-            }
-            Ok(response)
-        })
-    }
 }
 
 impl Provider for StandardProvider {
@@ -443,52 +286,82 @@ impl AuthorizationCodeProvider for StandardProvider {
         code: VerifiedCode,
         pending: &PendingAuthorization,
     ) -> Result<Token> {
-        let secret = self.credentials.client_secret.expose_secret();
-        let code_text = code.secret().expose_secret();
-        let verifier = pending
-            .pkce_verifier()
-            .map(|v| v.expose_secret().to_owned());
-        let redirect = oauth2::RedirectUrl::from_url(pending.redirect_uri().clone());
-        let client = self.client();
-        let mut request = client
-            .exchange_code(oauth2::AuthorizationCode::new(code_text.to_owned()))
-            .set_redirect_uri(Cow::Owned(redirect));
-        if let Some(verifier) = verifier {
-            request = request.set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier));
-        }
-        let recorder = self.recorder();
-        let outcome = request.request_async(&recorder).await;
-        self.finish(outcome, &recorder, &[secret, code_text])
+        self.exchange_code_via(&self.recorder(), &code, pending)
+            .await
     }
 }
 
 #[async_trait]
 impl RefreshTokenProvider for StandardProvider {
     async fn request_refresh(&self, refresh_token: &SecretString) -> Result<Token> {
-        let secret = self.credentials.client_secret.expose_secret();
-        let refresh = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let client = self.client();
-        let recorder = self.recorder();
-        let outcome = client
-            .exchange_refresh_token(&refresh)
-            .request_async(&recorder)
-            .await;
-        self.finish(outcome, &recorder, &[secret, refresh_token.expose_secret()])
+        self.refresh_via(&self.recorder(), refresh_token).await
     }
 }
 
 #[async_trait]
 impl ClientCredentialsProvider for StandardProvider {
     async fn request_client_credentials(&self, scopes: &[String]) -> Result<Token> {
+        self.client_credentials_via(&self.recorder(), scopes).await
+    }
+}
+
+/// The three grants, on any transport (the token endpoint, or a canned
+/// answer for the fuzz targets): the one code path both use.
+impl StandardProvider {
+    fn recorder(&self) -> RecordingClient<'_> {
+        RecordingClient::new(Transport::Http(&self.context.http))
+    }
+
+    async fn exchange_code_via(
+        &self,
+        recorder: &RecordingClient<'_>,
+        code: &VerifiedCode,
+        pending: &PendingAuthorization,
+    ) -> Result<Token> {
+        let secret = self.credentials.client_secret.expose_secret();
+        let code_text = code.secret().expose_secret();
+        let verifier = pending.pkce_verifier().map(|v| v.expose_secret());
+        let redirect = oauth2::RedirectUrl::from_url(pending.redirect_uri().clone());
+        let client = self.client();
+        let mut request = client
+            .exchange_code(oauth2::AuthorizationCode::new(code_text.to_owned()))
+            .set_redirect_uri(Cow::Owned(redirect));
+        if let Some(verifier) = verifier {
+            request = request.set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.to_owned()));
+        }
+        let outcome = request.request_async(recorder).await;
+        let known = [secret, code_text, verifier.unwrap_or_default()];
+        self.finish(outcome, recorder, &known)
+    }
+
+    async fn refresh_via(
+        &self,
+        recorder: &RecordingClient<'_>,
+        refresh_token: &SecretString,
+    ) -> Result<Token> {
+        let secret = self.credentials.client_secret.expose_secret();
+        let refresh = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let client = self.client();
+        let outcome = client
+            .exchange_refresh_token(&refresh)
+            .request_async(recorder)
+            .await;
+        self.finish(outcome, recorder, &[secret, refresh_token.expose_secret()])
+    }
+
+    async fn client_credentials_via(
+        &self,
+        recorder: &RecordingClient<'_>,
+        scopes: &[String],
+    ) -> Result<Token> {
         let secret = self.credentials.client_secret.expose_secret();
         let scopes: Vec<_> = scopes.iter().cloned().map(oauth2::Scope::new).collect();
         let client = self.client();
-        let recorder = self.recorder();
         let outcome = client
             .exchange_client_credentials()
             .add_scopes(scopes)
-            .request_async(&recorder)
+            .request_async(recorder)
             .await;
-        self.finish(outcome, &recorder, &[secret])
+        self.finish(outcome, recorder, &[secret])
     }
 }
