@@ -101,6 +101,21 @@ impl fmt::Debug for HttpResponse {
 }
 
 impl HttpResponse {
+    /// A response made from its parts (a canned answer, e.g. for the fuzz
+    /// targets): `content_type` becomes the `Content-Type` header when it is
+    /// a valid header value.
+    pub fn from_parts(status: u16, content_type: Option<&str>, body: &[u8]) -> Self {
+        let mut headers = http::HeaderMap::new();
+        if let Some(value) = content_type.and_then(|ct| http::HeaderValue::from_str(ct).ok()) {
+            headers.insert(http::header::CONTENT_TYPE, value);
+        }
+        Self {
+            status,
+            headers,
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
     /// True for a 2xx status.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)

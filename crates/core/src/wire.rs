@@ -196,6 +196,21 @@ pub fn check_access_token(field: &str, token: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a token type, when the response gives one: only `Bearer` (in any
+/// case) is usable. The reason quotes at most 40 characters of the value
+/// (the caller's error excerpt scrubs secrets). `field` is the wire name.
+pub fn check_bearer(field: &str, token_type: Option<&str>) -> Result<(), String> {
+    match token_type.filter(|t| !t.eq_ignore_ascii_case("bearer")) {
+        None => Ok(()),
+        Some(kind) => {
+            let kind: String = kind.chars().take(40).collect();
+            Err(format!(
+                "unsupported `{field}` {kind:?}: only Bearer tokens can be used"
+            ))
+        }
+    }
+}
+
 /// Parses an OAuth error code as sent. A code that is not one of RFC 6749's
 /// is kept as [`ErrorCode::Other`], scrubbed of `known_secrets` and of the
 /// credential values of `body`, and cut to [`CODE_CHARS`] characters.

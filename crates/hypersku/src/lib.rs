@@ -83,16 +83,7 @@ pub mod fuzzing {
         body: &[u8],
         unit: ExpiryUnit,
     ) -> Result<Token, Error> {
-        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-        let mut headers = HeaderMap::new();
-        if let Some(value) = content_type.and_then(|ct| HeaderValue::from_str(ct).ok()) {
-            headers.insert(CONTENT_TYPE, value);
-        }
-        let response = HttpResponse {
-            status,
-            headers,
-            body: body.to_vec().into(),
-        };
+        let response = HttpResponse::from_parts(status, content_type, body);
         adapter(unit).read(&response, GRANT_SECRET)
     }
 }

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use oauth2_adapters_core::wire::{
-    check_access_token, expiry_from_lifetime, optional_number, optional_scopes,
+    check_access_token, check_bearer, expiry_from_lifetime, optional_number, optional_scopes,
     optional_string_or_number,
 };
 use oauth2_adapters_core::{Error, ErrorCode, JsonResponse, SecretString, Token};
@@ -97,16 +97,7 @@ fn normalize(
 ) -> Result<Token, Error> {
     let access = body.access_token.unwrap_or_default();
     check_access_token("accessToken", &access).map_err(|reason| json.invalid(reason))?;
-    if let Some(kind) = body
-        .token_type
-        .as_deref()
-        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
-    {
-        let kind: String = kind.chars().take(40).collect();
-        return Err(json.invalid(format!(
-            "unsupported `tokenType` {kind:?}: only Bearer tokens can be used"
-        )));
-    }
+    check_bearer("tokenType", body.token_type.as_deref()).map_err(|reason| json.invalid(reason))?;
     let mut token = Token::new(PROVIDER_ID.clone(), SecretString::from(access), now);
     token.refresh_token = body
         .refresh_token

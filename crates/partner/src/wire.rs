@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use oauth2_adapters_core::wire::{
-    check_access_token, expiry_from_lifetime, instant_from_epoch_secs, optional_number,
-    optional_scopes, optional_string_or_number, reconcile_expiry, MAX_LIFETIME_SECS,
+    check_access_token, check_bearer, expiry_from_lifetime, instant_from_epoch_secs,
+    optional_number, optional_scopes, optional_string_or_number, reconcile_expiry,
+    MAX_LIFETIME_SECS,
 };
 use oauth2_adapters_core::{Error, JsonResponse, SecretString, Token};
 use serde::Deserialize;
@@ -94,16 +95,8 @@ pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Tok
     let body: TokenBody = json.decode(value)?;
     let access = body.access_token.unwrap_or_default();
     check_access_token("access_token", &access).map_err(|reason| json.invalid(reason))?;
-    if let Some(kind) = body
-        .token_type
-        .as_deref()
-        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
-    {
-        let kind: String = kind.chars().take(40).collect();
-        return Err(json.invalid(format!(
-            "unsupported `token_type` {kind:?}: only Bearer tokens can be used"
-        )));
-    }
+    check_bearer("token_type", body.token_type.as_deref())
+        .map_err(|reason| json.invalid(reason))?;
     let claims = decode_claims(&access).unwrap_or_default();
     let relative = expiry_from_lifetime("expires_in", body.expires_in, Duration::from_secs(1), now)
         .map_err(|reason| json.invalid(reason))?;
@@ -189,16 +182,7 @@ pub mod fuzzing {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Token, Error> {
-        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-        let mut headers = HeaderMap::new();
-        if let Some(value) = content_type.and_then(|ct| HeaderValue::from_str(ct).ok()) {
-            headers.insert(CONTENT_TYPE, value);
-        }
-        let response = HttpResponse {
-            status,
-            headers,
-            body: body.to_vec().into(),
-        };
+        let response = HttpResponse::from_parts(status, content_type, body);
         let known = [CLIENT_SECRET];
         let json = JsonResponse::new(&PROVIDER_ID, &response, &known);
         super::read_token(&json, UNIX_EPOCH + Duration::from_secs(NOW_UNIX))
