@@ -116,6 +116,20 @@ impl HttpResponse {
         }
     }
 
+    /// The same response as the `oauth2` crate's type.
+    pub(crate) fn into_oauth2(self) -> std::result::Result<oauth2::HttpResponse, TransportFailure> {
+        let mut builder = http::Response::builder().status(self.status);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = self.headers;
+        }
+        builder
+            .body(self.body.to_vec())
+            .map_err(|_| TransportFailure {
+                kind: TransportErrorKind::Other,
+                source: None,
+            })
+    }
+
     /// True for a 2xx status.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
@@ -286,31 +300,24 @@ impl HttpClient {
     ) -> std::result::Result<oauth2::HttpResponse, TransportFailure> {
         let request =
             reqwest::Request::try_from(request).map_err(TransportFailure::from_reqwest)?;
-        let response = self.execute(request).await?;
-        let mut builder = http::Response::builder().status(response.status);
-        if let Some(headers) = builder.headers_mut() {
-            *headers = response.headers;
-        }
-        builder
-            .body(response.body.to_vec())
-            .map_err(|_| TransportFailure {
-                kind: TransportErrorKind::Other,
-                source: None,
-            })
+        self.execute(request).await?.into_oauth2()
     }
 }
+
+/// The future of an [`oauth2::AsyncHttpClient`] running on [`HttpClient`].
+pub(crate) type OAuth2Future<'c> = Pin<
+    Box<
+        dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>>
+            + Send
+            + 'c,
+    >,
+>;
 
 /// The bridge to the `oauth2` crate: its flows run on this client, so the
 /// workspace holds a single `reqwest` version.
 impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
     type Error = TransportFailure;
-    type Future = Pin<
-        Box<
-            dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>>
-                + Send
-                + 'c,
-        >,
-    >;
+    type Future = OAuth2Future<'c>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(self.execute_http(request))

@@ -35,9 +35,10 @@ pub mod fuzzing {
     use std::sync::{Arc, OnceLock};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use oauth2_adapters_core::standard::fuzzing::{respond, CannedResponse};
+    use oauth2_adapters_core::standard::fuzzing::respond;
     use oauth2_adapters_core::{
-        ClientAuth, ClientCredentials, Context, Error, ManualClock, StandardProvider, Token,
+        ClientAuth, ClientCredentials, Context, Error, HttpResponse, ManualClock, StandardProvider,
+        Token,
     };
 
     pub use oauth2_adapters_core::standard::fuzzing::{
@@ -81,11 +82,7 @@ pub mod fuzzing {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Token, Error> {
-        let response = CannedResponse {
-            status,
-            content_type,
-            body,
-        };
+        let response = HttpResponse::from_parts(status, content_type, body);
         let mut token = respond(standard(), grant, response)?;
         let now: SystemTime = UNIX_EPOCH + Duration::from_secs(NOW_UNIX);
         crate::wire::settle_expiry(&mut token, now);

@@ -12,6 +12,7 @@ use super::outcome::{RecordingClient, Transport};
 use super::StandardProvider;
 use crate::authorize::fuzzing::{pending, verified_code};
 use crate::error::{Error, Result};
+use crate::http::HttpResponse;
 use crate::token::Token;
 
 /// The authorization code [`respond`] exchanges.
@@ -32,34 +33,15 @@ pub enum FuzzGrant {
     ClientCredentials,
 }
 
-/// A canned answer from the token endpoint.
-#[derive(Debug, Clone, Copy)]
-pub struct CannedResponse<'a> {
-    /// The HTTP status; one outside `100..=999` is answered as 500.
-    pub status: u16,
-    /// The `Content-Type` header, if any (an invalid header value is dropped).
-    pub content_type: Option<&'a str>,
-    /// The body.
-    pub body: &'a [u8],
-}
-
-/// Runs `grant` on `provider` against `response`. It never waits: the
+/// Runs `grant` on `provider` against `response` (e.g.
+/// [`HttpResponse::from_parts`]). It never waits: the
 /// canned answer is ready at once.
 pub fn respond(
     provider: &StandardProvider,
     grant: FuzzGrant,
-    response: CannedResponse<'_>,
+    response: HttpResponse,
 ) -> Result<Token> {
-    let status = http::StatusCode::from_u16(response.status)
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = response
-        .content_type
-        .and_then(|ct| http::HeaderValue::from_str(ct).ok());
-    let recorder = RecordingClient::new(Transport::Canned {
-        status,
-        content_type,
-        body: response.body.to_vec(),
-    });
+    let recorder = RecordingClient::new(Transport::Canned(response));
     let run = async {
         match grant {
             FuzzGrant::AuthorizationCode => {

@@ -4,8 +4,6 @@
 //! The crate parses the response; its errors carry neither the status nor
 //! (for a success) the body, so [`RecordingClient`] keeps both.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,8 +13,8 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::{StandardProvider, StandardResponse};
-use crate::error::{Error, Result, TransportErrorKind};
-use crate::http::{HttpClient, TransportFailure};
+use crate::error::{Error, Result};
+use crate::http::{HttpClient, HttpResponse, OAuth2Future, TransportFailure};
 use crate::redact::{excerpt, field_excerpt, scrub, EXCERPT_CHARS};
 use crate::token::Token;
 use crate::wire::{
@@ -37,11 +35,7 @@ pub(super) enum Transport<'a> {
     /// The token endpoint, through the context's client.
     Http(&'a HttpClient),
     /// A fixed answer, for the fuzz targets: the request is built but not sent.
-    Canned {
-        status: http::StatusCode,
-        content_type: Option<http::HeaderValue>,
-        body: Vec<u8>,
-    },
+    Canned(HttpResponse),
 }
 
 /// Runs the `oauth2` crate's requests on a [`Transport`] and remembers the
@@ -64,42 +58,17 @@ impl<'a> RecordingClient<'a> {
     }
 }
 
-fn canned_response(
-    status: http::StatusCode,
-    content_type: Option<&http::HeaderValue>,
-    body: &[u8],
-) -> std::result::Result<oauth2::HttpResponse, TransportFailure> {
-    let mut builder = http::Response::builder().status(status);
-    if let Some(content_type) = content_type {
-        builder = builder.header(http::header::CONTENT_TYPE, content_type.clone());
-    }
-    builder.body(body.to_vec()).map_err(|_| TransportFailure {
-        kind: TransportErrorKind::Other,
-        source: None,
-    })
-}
-
 impl<'c> AsyncHttpClient<'c> for RecordingClient<'_> {
     type Error = TransportFailure;
-    type Future = Pin<
-        Box<
-            dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportFailure>>
-                + Send
-                + 'c,
-        >,
-    >;
+    type Future = OAuth2Future<'c>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
             let response = match &self.transport {
                 Transport::Http(http) => http.execute_http(request).await?,
-                Transport::Canned {
-                    status,
-                    content_type,
-                    body,
-                } => {
+                Transport::Canned(response) => {
                     drop(request);
-                    canned_response(*status, content_type.as_ref(), body)?
+                    response.clone().into_oauth2()?
                 }
             };
             if let Ok(mut last) = self.last.lock() {
