@@ -117,6 +117,20 @@ pub fn instant_from_epoch_secs(secs: f64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs_f64(secs))
 }
 
+/// An absolute expiry (epoch seconds, e.g. a JWT's `exp`) that is a token's
+/// only one: it must lie in the future and at most [`MAX_LIFETIME_SECS`]
+/// away, or the token would be used when already expired, or never renewed.
+/// The error names `field`.
+pub fn expiry_from_instant(field: &str, secs: f64, now: SystemTime) -> Result<SystemTime, String> {
+    let at = instant_from_epoch_secs(secs)
+        .filter(|at| *at > now)
+        .ok_or_else(|| format!("`{field}` is already past"))?;
+    match at.duration_since(now) {
+        Ok(ahead) if ahead.as_secs_f64() <= MAX_LIFETIME_SECS => Ok(at),
+        _ => Err(format!("`{field}` is over 100 years away")),
+    }
+}
+
 /// Chooses an access token's expiry from a relative lifetime (`expires_in`)
 /// and an absolute instant (Hike's `expires`, a JWT's `exp`).
 ///

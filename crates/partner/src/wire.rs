@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use oauth2_adapters_core::wire::{
-    check_access_token, check_bearer, expiry_from_lifetime, instant_from_epoch_secs,
-    optional_number, optional_scopes, optional_string_or_number, reconcile_expiry,
-    MAX_LIFETIME_SECS,
+    check_access_token, check_bearer, expiry_from_instant, expiry_from_lifetime,
+    instant_from_epoch_secs, optional_number, optional_scopes, optional_string_or_number,
+    reconcile_expiry,
 };
 use oauth2_adapters_core::{Error, JsonResponse, SecretString, Token};
 use serde::Deserialize;
@@ -106,7 +106,11 @@ pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Tok
         (None, Exp::Unreadable) => {
             return Err(json.invalid("no `expires_in`, and the JWT's `exp` is not a number"))
         }
-        (None, Exp::At(secs)) => Some(jwt_expiry(json, secs, now)?),
+        (None, Exp::At(secs)) => {
+            Some(expiry_from_instant("exp", secs, now).map_err(|reason| {
+                json.invalid(format!("no `expires_in`, and the JWT's {reason}"))
+            })?)
+        }
     };
 
     let mut token = Token::new(PROVIDER_ID.clone(), SecretString::from(access), now);
@@ -129,18 +133,6 @@ pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Tok
         }
     }
     Ok(token)
-}
-
-/// The JWT's `exp` as the token's only expiry: it must lie in the future,
-/// at most 100 years away.
-fn jwt_expiry(json: &JsonResponse<'_>, secs: f64, now: SystemTime) -> Result<SystemTime, Error> {
-    let at = instant_from_epoch_secs(secs)
-        .filter(|at| *at > now)
-        .ok_or_else(|| json.invalid("no `expires_in`, and the JWT's `exp` is already past"))?;
-    match at.duration_since(now) {
-        Ok(ahead) if ahead.as_secs_f64() <= MAX_LIFETIME_SECS => Ok(at),
-        _ => Err(json.invalid("no `expires_in`, and the JWT's `exp` is over 100 years away")),
-    }
 }
 
 /// Decodes (never verifies) a JWT's payload; `None` if the token is not a
