@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::cached::{unix_ms, AccessToken, CachedToken};
 use super::{FlightFuture, Inner, Renewer, Slot, TokenEvent};
 use crate::error::{Error, ReauthorizationReason, Result};
-use crate::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKey};
+use crate::store::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey};
 use crate::token::Token;
 
 /// How a flight that succeeded got its token.
@@ -173,14 +173,14 @@ impl Inner {
         let started = Instant::now();
         let max_wait = self.lease_ttl * 2;
         loop {
-            match self
-                .store
-                .try_acquire_lease(key, &self.holder, self.lease_ttl)
-                .await?
-            {
-                LeaseOutcome::Acquired => {
-                    // Re-read under the lease: another instance may have just finished.
-                    let latest = self.store.load(key).await?;
+            let request = LeaseRequest {
+                holder: &self.holder,
+                ttl: self.lease_ttl,
+                in_doubt_grace: Duration::ZERO,
+            };
+            match self.store.try_acquire_lease(key, &request).await? {
+                LeaseOutcome::Acquired { current: latest } => {
+                    // Read under the lease: another instance may have just finished.
                     if let Some(stored) = latest
                         .clone()
                         .filter(|s| !self.needs_renewal(s, force_version))
@@ -190,7 +190,16 @@ impl Inner {
                     }
                     return Ok(Leased::Acquired(latest));
                 }
-                LeaseOutcome::HeldByOther { remaining } => {
+                LeaseOutcome::InDoubt { retry_after, .. } => {
+                    return Err(Error::Store {
+                        message: format!(
+                            "another instance's refresh of {key} is in doubt; retry in {} ms",
+                            retry_after.as_millis()
+                        ),
+                        source: None,
+                    });
+                }
+                LeaseOutcome::HeldByOther { remaining, .. } => {
                     if started.elapsed() > max_wait {
                         return Err(Error::Store {
                             message: format!(

@@ -46,16 +46,66 @@ pub enum CasOutcome {
     },
 }
 
-/// The result of [`TokenStore::try_acquire_lease`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What [`TokenStore::try_acquire_lease`] is asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseRequest<'a> {
+    /// Who asks (one id per manager instance).
+    pub holder: &'a str,
+    /// How long the lease lasts unless extended (by asking again) or released.
+    pub ttl: Duration,
+    /// How long after a lease *lapsed* (its holder neither released nor
+    /// extended it) while the stored version is still the one it was taken
+    /// for, nobody else may take it. That holder may have sent the key's
+    /// refresh token and still hold its successor, unwritten (cut off from
+    /// the store, or stalled): sending the old refresh token again would
+    /// spend it twice. Zero for grants that spend nothing (client
+    /// credentials).
+    pub in_doubt_grace: Duration,
+}
+
+/// The result of [`TokenStore::try_acquire_lease`]. Each outcome carries
+/// the stored token as read in the same atomic step, so a caller needs no
+/// second round trip to see what it leased.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum LeaseOutcome {
     /// This holder now holds the lease until it releases it or `ttl` passes.
-    Acquired,
+    Acquired {
+        /// What is stored now.
+        current: Option<StoredToken>,
+    },
     /// Another holder holds it for at most this much longer.
     HeldByOther {
         /// Time left on the other holder's lease.
         remaining: Duration,
+        /// What is stored now.
+        current: Option<StoredToken>,
     },
+    /// The last holder's lease lapsed less than `in_doubt_grace` ago while
+    /// the stored version is still the one it leased: it may have spent the
+    /// refresh token. Nobody may take the lease for `retry_after` yet.
+    InDoubt {
+        /// When the lease may be taken.
+        retry_after: Duration,
+        /// What is stored now.
+        current: Option<StoredToken>,
+    },
+}
+
+impl LeaseOutcome {
+    /// The stored token read with the lease.
+    pub fn current(&self) -> Option<&StoredToken> {
+        match self {
+            Self::Acquired { current }
+            | Self::HeldByOther { current, .. }
+            | Self::InDoubt { current, .. } => current.as_ref(),
+        }
+    }
+
+    /// True for [`LeaseOutcome::Acquired`].
+    pub fn is_acquired(&self) -> bool {
+        matches!(self, Self::Acquired { .. })
+    }
 }
 
 /// Where the token manager keeps tokens. Implementations: [`MemoryStore`]
@@ -82,23 +132,57 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Every stored key (for warming a manager or its background refresher).
     async fn keys(&self) -> Result<Vec<TokenKey>>;
 
-    /// Takes the refresh lease of `key` for `holder`, for at most `ttl`.
-    /// Re-acquiring a lease one already holds extends it. The default, for
-    /// stores used by one process, always grants it: the manager's in-process
-    /// single flight is enough there.
+    /// Takes (or, for its holder, extends) the refresh lease of `key`, and
+    /// reads the stored token, in one atomic step with respect to other
+    /// lease calls on `key`. Stores shared by several processes must keep
+    /// leases themselves; the rule, for the stored version `V` (or none):
+    ///
+    /// * no lease, a lease of `request.holder`, or a lapsed lease (past its
+    ///   expiry) that was taken for another version than `V`, or that lapsed
+    ///   at least `request.in_doubt_grace` ago: the lease becomes
+    ///   `request.holder`'s, expiring after `request.ttl`, taken for `V`
+    ///   → [`LeaseOutcome::Acquired`];
+    /// * an unexpired lease of another holder → [`LeaseOutcome::HeldByOther`];
+    /// * otherwise (it lapsed less than `in_doubt_grace` ago, taken for `V`)
+    ///   → [`LeaseOutcome::InDoubt`], and the lease is left as it is.
+    ///
+    /// The default, for stores used by one manager in one process, always
+    /// grants it: the manager's in-process single flight is enough there.
     async fn try_acquire_lease(
         &self,
         key: &TokenKey,
-        holder: &str,
-        ttl: Duration,
+        request: &LeaseRequest<'_>,
     ) -> Result<LeaseOutcome> {
-        let _ = (key, holder, ttl);
-        Ok(LeaseOutcome::Acquired)
+        let _ = request;
+        Ok(LeaseOutcome::Acquired {
+            current: self.load(key).await?,
+        })
     }
 
     /// Releases `holder`'s lease on `key`, if it still holds it.
     async fn release_lease(&self, key: &TokenKey, holder: &str) -> Result<()> {
         let _ = (key, holder);
         Ok(())
+    }
+
+    /// [`TokenStore::compare_and_swap`], and when it writes, releases
+    /// `holder`'s lease on `key` in the same step (one round trip where the
+    /// store can). On a conflict or an error the lease is kept. The default
+    /// runs the two one after the other; a failed release is logged, not
+    /// returned (the lease then lapses by itself).
+    async fn compare_and_swap_releasing(
+        &self,
+        key: &TokenKey,
+        expected: Option<u64>,
+        record: &TokenRecord,
+        holder: &str,
+    ) -> Result<CasOutcome> {
+        let outcome = self.compare_and_swap(key, expected, record).await?;
+        if matches!(outcome, CasOutcome::Written { .. }) {
+            if let Err(error) = self.release_lease(key, holder).await {
+                tracing::warn!(token.key = %key, error = %error, "could not release the refresh lease; it will lapse");
+            }
+        }
+        Ok(outcome)
     }
 }
