@@ -61,7 +61,9 @@ pub mod hike;
 pub mod hypersku;
 pub mod partner;
 
-pub use common::{Fault, MockConfig, MockError, MockProvider, RecordedRequest, ResponseStyle};
+pub use common::{
+    Fault, MockConfig, MockError, MockProvider, RecordedRequest, ResponseStyle, Rotation,
+};
 pub use hike::HikeMock;
 pub use hypersku::HyperSkuMock;
 pub use partner::PartnerMock;
