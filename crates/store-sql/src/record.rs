@@ -93,6 +93,17 @@ impl From<&serde_json::Error> for InvalidRecord {
     }
 }
 
+impl InvalidRecord {
+    /// An error found after parsing, which has no position.
+    pub(crate) fn without_position(category: &'static str) -> Self {
+        Self {
+            line: 0,
+            column: 0,
+            category,
+        }
+    }
+}
+
 impl fmt::Display for InvalidRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Line 0: an error found after parsing (a field of the wrong type
