@@ -35,8 +35,16 @@ fn pair(body: &Value, access: &str, refresh: &str) -> Result<Pair, AnyError> {
 }
 
 async fn hike_sign_in(mock: &HikeMock) -> Result<Pair, AnyError> {
+    let code = hike_code(mock).await?;
+    hike_exchange(mock, &code).await
+}
+
+async fn hike_code(mock: &HikeMock) -> Result<String, AnyError> {
     let callback = mock.approve(&mock.build_authorize_url(Some("s"))).await?;
-    let code = query_param(&callback, "code").unwrap_or_default();
+    Ok(query_param(&callback, "code").unwrap_or_default())
+}
+
+async fn hike_exchange(mock: &HikeMock, code: &str) -> Result<Pair, AnyError> {
     let config = mock.config();
     let (status, body) = post_form(
         mock.token_url(),
@@ -44,7 +52,7 @@ async fn hike_sign_in(mock: &HikeMock) -> Result<Pair, AnyError> {
             ("grant_type", "authorization_code"),
             ("client_id", &config.client_id),
             ("client_secret", &config.client_secret),
-            ("code", &code),
+            ("code", code),
             ("redirect_uri", &config.redirect_uri),
         ],
     )
@@ -83,8 +91,16 @@ async fn hike_refresh(
 }
 
 async fn hypersku_sign_in(mock: &HyperSkuMock) -> Result<Pair, AnyError> {
+    let code = hypersku_code(mock).await?;
+    hypersku_exchange(mock, &code).await
+}
+
+async fn hypersku_code(mock: &HyperSkuMock) -> Result<String, AnyError> {
     let callback = mock.approve(&mock.build_authorize_url("s")).await?;
-    let code = query_param(&callback, "code").unwrap_or_default();
+    Ok(query_param(&callback, "code").unwrap_or_default())
+}
+
+async fn hypersku_exchange(mock: &HyperSkuMock, code: &str) -> Result<Pair, AnyError> {
     let config = mock.config();
     let request = json!({
         "clientId": config.client_id,
@@ -289,14 +305,24 @@ async fn rotation_debug_shows_no_token() -> TestResult {
     Ok(())
 }
 
+/// Waits (up to `limit`) until `mock` has logged `n` rotations.
+async fn rotations_reach(mock: &impl MockProvider, n: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while mock.rotations().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    mock.rotations().len() >= n
+}
+
 #[tokio::test]
 async fn refresh_responses_are_held_after_the_commit() -> TestResult {
-    const HOLD: Duration = Duration::from_millis(400);
+    const HOLD: Duration = Duration::from_secs(1);
     let mock = HikeMock::start(MockConfig::default().with_refresh_delay_after_commit(HOLD)).await?;
 
     // Exchanges are not held.
+    let code = hike_code(&mock).await?;
     let started = Instant::now();
-    let first = hike_sign_in(&mock).await?;
+    let first = hike_exchange(&mock, &code).await?;
     assert!(started.elapsed() < HOLD, "{:?}", started.elapsed());
 
     // While the response is held, the rotation is already committed.
@@ -305,16 +331,13 @@ async fn refresh_responses_are_held_after_the_commit() -> TestResult {
         let token = first.refresh.clone();
         async move { hike_refresh(&mock, &token).await }
     });
-    tokio::time::sleep(HOLD / 4).await;
+    assert!(rotations_reach(&mock, 1, HOLD / 2).await, "no commit");
     assert!(!refresh.is_finished(), "the response is held");
     assert!(
         !mock.is_refresh_token_valid(&first.refresh),
         "already spent"
     );
-    let committed = mock
-        .rotations()
-        .pop()
-        .ok_or("the rotation is not logged yet")?;
+    let committed = mock.rotations().pop().ok_or("no rotation")?;
     assert!(mock.is_refresh_token_valid(&committed.new_refresh_token));
     let second = refresh.await???;
     let received = SystemTime::now();
@@ -325,7 +348,7 @@ async fn refresh_responses_are_held_after_the_commit() -> TestResult {
     // A client that gives up during the hold never learns the new token,
     // yet the provider rotated: the crash window this option opens.
     let impatient = reqwest::Client::builder()
-        .timeout(HOLD / 4)
+        .timeout(HOLD / 2)
         .no_proxy()
         .build()?;
     let config = mock.config();
@@ -342,6 +365,7 @@ async fn refresh_responses_are_held_after_the_commit() -> TestResult {
         .send()
         .await;
     assert!(result.is_err_and(|e| e.is_timeout()));
+    assert!(rotations_reach(&mock, 2, HOLD).await, "no commit");
     assert!(!mock.is_refresh_token_valid(&second.refresh));
     let lost = mock.rotations().pop().ok_or("no rotation")?;
     assert_eq!(lost.old_refresh_token, second.refresh);
@@ -356,11 +380,12 @@ async fn refresh_responses_are_held_after_the_commit() -> TestResult {
 
 #[tokio::test]
 async fn hypersku_refresh_responses_are_held_too() -> TestResult {
-    const HOLD: Duration = Duration::from_millis(300);
+    const HOLD: Duration = Duration::from_secs(1);
     let mock =
         HyperSkuMock::start(MockConfig::default().with_refresh_delay_after_commit(HOLD)).await?;
+    let code = hypersku_code(&mock).await?;
     let started = Instant::now();
-    let first = hypersku_sign_in(&mock).await?;
+    let first = hypersku_exchange(&mock, &code).await?;
     assert!(started.elapsed() < HOLD, "{:?}", started.elapsed());
     let started = Instant::now();
     let second = hypersku_refresh(&mock, &first.refresh).await??;
