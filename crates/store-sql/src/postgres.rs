@@ -82,13 +82,37 @@ impl PostgresStore {
     }
 
     /// Rewrites every row that is not under the current key (rows under an
-    /// old key, and rows in clear text) under the current key; returns how
-    /// many it rewrote. A row is rewritten only if no one wrote it since it
-    /// was read, and keeps its version, so a concurrent refresh is never
-    /// overwritten and never conflicts. Stops at the first row it cannot
-    /// decrypt, leaving it as it was; running again resumes.
+    /// old key, rows in clear text, and rows of the previous format) under
+    /// the current key; returns how many it rewrote. A row is rewritten only
+    /// if no one wrote it since it was read, and keeps its version, so a
+    /// concurrent refresh is never overwritten and never conflicts. Stops at
+    /// the first row it cannot decrypt, leaving it as it was; running again
+    /// resumes.
+    ///
+    /// The rows' previous versions stay in the table's pages until
+    /// [`PostgresStore::purge_superseded_rows`].
     pub async fn reencrypt_all(&self) -> Result<u64> {
         rotate::reencrypt_all(&self.codec, self).await
+    }
+
+    /// Rewrites the tokens table with its current rows only: `VACUUM (FULL)
+    /// oauth2_adapters_tokens`. An `UPDATE` (every write, and
+    /// [`PostgresStore::reencrypt_all`]) leaves the row's previous version
+    /// in the table's pages, and a plain `VACUUM` frees that space without
+    /// overwriting it; after this, no earlier version of a row (in clear
+    /// text, or under an old key) is left in the table's pages, unless a
+    /// transaction older than the rewrite could still see it. It takes an
+    /// `ACCESS EXCLUSIVE` lock on the table (every read and write of tokens
+    /// waits) for as long as the rewrite lasts, and needs the table's owner
+    /// (or, from PostgreSQL 17, the `MAINTAIN` privilege). What it does not
+    /// reach (WAL, replicas, backups, freed disk blocks) is listed in the
+    /// crate's [Encryption at rest](crate#encryption-at-rest).
+    pub async fn purge_superseded_rows(&self) -> Result<()> {
+        sqlx::raw_sql("VACUUM (FULL) oauth2_adapters_tokens")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("rewriting the tokens table (VACUUM FULL)"))?;
+        Ok(())
     }
 }
 

@@ -1,5 +1,7 @@
 //! The SQLite store.
 
+mod files;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,7 +29,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// [`SqliteStore::open`] sets the durability the store relies on: WAL
 /// journal, `synchronous=FULL` (a committed rotation survives a power loss)
-/// and a 5 s busy timeout. The refresh lease is kept in the database too, so
+/// and a 5 s busy timeout; it creates the file with mode 0600 and turns on
+/// `secure_delete`. The refresh lease is kept in the database too, so
 /// several processes sharing the file refresh a key one at a time.
 ///
 /// Secrets are stored in clear text unless the store is given keys with
@@ -41,14 +44,24 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating it if missing) the database file at `path` and runs
     /// the migrations.
+    ///
+    /// A new file is created with mode 0600 (its `-wal` and `-shm` files
+    /// get the same mode from SQLite), whatever the umask; an existing one
+    /// (or its `-wal` or `-shm`) that others may read or write is set to
+    /// 0600 if this process owns it, and a warning is logged if not. Every
+    /// connection has `secure_delete` on: deleted and overwritten records
+    /// are zeroed in the file.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        files::secure(path)?;
         // No `journal_mode` here: the switch to WAL is made once, below,
         // where it can be retried (it is persistent in the file).
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .connect_with(options)
             .await
@@ -62,7 +75,8 @@ impl SqliteStore {
     pub async fn in_memory() -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
             .map_err(db_error("configuring an in-memory SQLite database"))?
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -75,7 +89,9 @@ impl SqliteStore {
     }
 
     /// A store on an existing pool; runs the migrations. The pool's own
-    /// settings apply: see [`SqliteStore::open`] for those the store expects.
+    /// settings apply: see [`SqliteStore::open`] for those the store expects
+    /// (WAL, `synchronous=FULL`, a busy timeout, `secure_delete`, a file only
+    /// its owner may read).
     pub async fn from_pool(pool: SqlitePool) -> Result<Self> {
         migrate_sqlite(&pool).await?;
         Ok(Self {
@@ -112,13 +128,49 @@ impl SqliteStore {
     }
 
     /// Rewrites every row that is not under the current key (rows under an
-    /// old key, and rows in clear text) under the current key; returns how
-    /// many it rewrote. A row is rewritten only if no one wrote it since it
-    /// was read, and keeps its version, so a concurrent refresh is never
-    /// overwritten and never conflicts. Stops at the first row it cannot
-    /// decrypt, leaving it as it was; running again resumes.
+    /// old key, rows in clear text, and rows of the previous format) under
+    /// the current key; returns how many it rewrote. A row is rewritten only
+    /// if no one wrote it since it was read, and keeps its version, so a
+    /// concurrent refresh is never overwritten and never conflicts. Stops at
+    /// the first row it cannot decrypt, leaving it as it was; running again
+    /// resumes.
+    ///
+    /// Then it runs [`SqliteStore::purge_superseded_rows`], so that no
+    /// earlier version of a row (in clear text, or under an old key) is left
+    /// in the database, `-wal` or `-shm` file.
     pub async fn reencrypt_all(&self) -> Result<u64> {
-        rotate::reencrypt_all(&self.codec, self).await
+        let rewritten = rotate::reencrypt_all(&self.codec, self).await?;
+        self.purge_superseded_rows().await?;
+        Ok(rewritten)
+    }
+
+    /// Removes what earlier versions of rows left in the files: `VACUUM`
+    /// rebuilds the database with its current rows only, then
+    /// `wal_checkpoint(TRUNCATE)` copies the result into the database file
+    /// and empties the `-wal` file. It takes the write lock for as long as
+    /// the rebuild lasts, and fails (an [`Error::Store`]; run it again) if
+    /// another connection keeps the checkpoint from completing for the busy
+    /// timeout. What the file system does with the blocks it frees is
+    /// beyond it (see the crate's [Encryption at rest](crate#encryption-at-rest)).
+    pub async fn purge_superseded_rows(&self) -> Result<()> {
+        sqlx::raw_sql("VACUUM")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("vacuuming the SQLite database"))?;
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error("checkpointing the SQLite write-ahead log"))?;
+        if busy != 0 {
+            return Err(Error::Store {
+                message: "the SQLite write-ahead log could not be checkpointed (another \
+                          connection was busy): earlier versions of rows may remain in the \
+                          -wal file; run it again"
+                    .into(),
+                source: None,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,8 @@ mod conformance;
 mod raw;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod at_rest;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod encryption;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -73,7 +73,14 @@ async fn open_sets_the_durability_settings() {
         .fetch_one(&mut *conn)
         .await
         .unwrap();
-    assert_eq!((mode.as_str(), synchronous, busy), ("wal", 2, 5000));
+    let secure_delete: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (mode.as_str(), synchronous, busy, secure_delete),
+        ("wal", 2, 5000, 1)
+    );
 }
 
 #[tokio::test]
