@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use url::Url;
@@ -137,16 +137,45 @@ impl HttpResponse {
         (200..300).contains(&self.status)
     }
 
-    /// The `Retry-After` header, when given in seconds.
+    /// The `Retry-After` header as a delay from now: delay-seconds, or an
+    /// HTTP-date (see [`retry_after`](fn@retry_after) for the rules).
     pub fn retry_after(&self) -> Option<Duration> {
         retry_after(&self.headers)
     }
 }
 
-/// The `Retry-After` header of a response, when given in seconds.
+/// The `Retry-After` header of a response as a delay from now (system
+/// time). RFC 9110 §10.2.3 allows two forms:
+///
+/// - delay-seconds (`120`): that many seconds; a number too large for a
+///   `u64` saturates at `u64::MAX` seconds (it is still "not soon");
+/// - an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`, or the obsolete RFC 850
+///   and asctime forms recipients must accept): the date minus now, zero
+///   for a date in the past.
+///
+/// Anything else (a sign, a fraction, an unparseable date, a value that is
+/// not visible ASCII) gives `None`, as does a missing header. Only the first
+/// `Retry-After` header counts.
 pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    retry_after_at(headers, SystemTime::now())
+}
+
+/// [`retry_after`] with `now` given.
+fn retry_after_at(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        // Only digits: parsing fails on overflow alone.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// A transport failure before any provider context is known.
@@ -375,6 +404,134 @@ pub fn parse_url(what: &str, value: &str) -> Result<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn headers(values: &[&str]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for value in values {
+            let value = http::HeaderValue::from_bytes(value.as_bytes()).unwrap();
+            headers.append(http::header::RETRY_AFTER, value);
+        }
+        headers
+    }
+
+    /// 2015-10-21T07:28:00Z, the RFC 9110 example date.
+    fn rfc_example_time() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_445_412_480)
+    }
+
+    fn at(value: &str, now: SystemTime) -> Option<Duration> {
+        retry_after_at(&headers(&[value]), now)
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        let now = rfc_example_time();
+        assert_eq!(at("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(at(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(at("0", now), Some(Duration::ZERO));
+        assert_eq!(at("007", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after_at(&headers(&[]), now), None);
+        // Only the first header counts.
+        assert_eq!(
+            retry_after_at(&headers(&["3", "9"]), now),
+            Some(Duration::from_secs(3))
+        );
+        // Through the public accessor (system time; seconds do not depend on it).
+        let response = HttpResponse {
+            status: 429,
+            headers: headers(&["42"]),
+            body: Bytes::new(),
+        };
+        assert_eq!(response.retry_after(), Some(Duration::from_secs(42)));
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_in_the_future() {
+        let now = rfc_example_time();
+        let later = Some(Duration::from_secs(90));
+        // IMF-fixdate, then the obsolete RFC 850 and asctime forms.
+        assert_eq!(at("Wed, 21 Oct 2015 07:29:30 GMT", now), later);
+        assert_eq!(at("Wednesday, 21-Oct-15 07:29:30 GMT", now), later);
+        assert_eq!(at("Wed Oct 21 07:29:30 2015", now), later);
+        // Sub-second `now`: the delay is exact, not rounded.
+        let now = now + Duration::from_millis(250);
+        assert_eq!(
+            at("Wed, 21 Oct 2015 07:28:01 GMT", now),
+            Some(Duration::from_millis(750))
+        );
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_uses_the_system_clock() {
+        let in_a_minute = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(60));
+        let delay = retry_after(&headers(&[&in_a_minute])).unwrap();
+        // The date has whole seconds: between 59 and 60 s, minus the test's own run time.
+        assert!(delay <= Duration::from_secs(60), "{delay:?}");
+        assert!(delay >= Duration::from_secs(55), "{delay:?}");
+    }
+
+    #[test]
+    fn retry_after_in_the_past_is_zero() {
+        let now = rfc_example_time();
+        assert_eq!(
+            at("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            at("Tue, 20 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            at("Thu, 01 Jan 1970 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        let yesterday = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(86_400));
+        assert_eq!(retry_after(&headers(&[&yesterday])), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_garbage_is_none() {
+        let now = rfc_example_time();
+        for garbage in [
+            "",
+            "   ",
+            "soon",
+            "-5",
+            "+5",
+            "1.5",
+            "1e3",
+            "12 s",
+            "0x10",
+            "Wed, 21 Oct 2015 07:28:00",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 25:28:00 GMT",
+            "2015-10-21T07:28:00Z",
+            "Wed, 21 Oct 2015 07:28:00 GMT trailing",
+        ] {
+            assert_eq!(at(garbage, now), None, "{garbage:?}");
+        }
+        // Not visible ASCII: `to_str` refuses it.
+        let mut raw = http::HeaderMap::new();
+        raw.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_bytes(b"12\xff").unwrap(),
+        );
+        assert_eq!(retry_after_at(&raw, now), None);
+    }
+
+    #[test]
+    fn retry_after_huge_values_saturate_or_are_dates_far_away() {
+        let now = rfc_example_time();
+        let max = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(at("18446744073709551615", now), max);
+        assert_eq!(at("18446744073709551616", now), max, "u64::MAX + 1");
+        assert_eq!(at(&"9".repeat(400), now), max);
+        // The latest date httpdate represents, and one past it.
+        let far = at("Fri, 31 Dec 9999 23:59:59 GMT", now).unwrap();
+        assert_eq!(far, Duration::from_secs(253_402_300_799 - 1_445_412_480));
+        assert_eq!(at("Sat, 01 Jan 10000 00:00:00 GMT", now), None);
+    }
 
     #[test]
     fn endpoint_urls_join_without_double_slashes() {

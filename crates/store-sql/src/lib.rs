@@ -6,6 +6,8 @@ mod codec;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod encryption;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod lease;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -37,19 +37,33 @@ impl Migration {
 
 /// The SQLite migrations, in order.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "tokens",
-    sql: include_str!("../migrations/sqlite/0001_tokens.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "tokens",
+        sql: include_str!("../migrations/sqlite/0001_tokens.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "lease version",
+        sql: include_str!("../migrations/sqlite/0002_lease_version.sql"),
+    },
+];
 
 /// The PostgreSQL migrations, in order.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "tokens",
-    sql: include_str!("../migrations/postgres/0001_tokens.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "tokens",
+        sql: include_str!("../migrations/postgres/0001_tokens.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "lease version",
+        sql: include_str!("../migrations/postgres/0002_lease_version.sql"),
+    },
+];
 
 /// The migrations still to apply, given the `(version, checksum)` rows
 /// already recorded. Fails if a recorded migration is unknown to this build

@@ -1,15 +1,16 @@
 //! The PostgreSQL store.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use oauth2_adapters_core::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKey, TokenStore};
+use oauth2_adapters_core::store::{
+    CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore,
+};
 use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::Result;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Executor;
 
 use crate::codec::Codec;
+use crate::lease::{self, Decision};
 use crate::record::{self, db_error};
 use crate::rotate::{self, Row, Rows};
 use crate::{migrate, EncryptionKeys};
@@ -167,47 +168,17 @@ impl TokenStore for PostgresStore {
         expected: Option<u64>,
         record: &TokenRecord,
     ) -> Result<CasOutcome> {
-        let json = self.codec.encode(key.as_str(), record)?;
-        let written: Option<i64> = match expected.map(record::expected_to_db) {
-            None => sqlx::query_scalar(
-                "INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at)
-                 VALUES ($1, $2, $3, 1, now())
-                 ON CONFLICT (key) DO NOTHING
-                 RETURNING version",
-            )
-            .bind(key.as_str())
-            .bind(key.provider().as_str())
-            .bind(&json)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("inserting a token"))?,
-            Some(Ok(expected)) => sqlx::query_scalar(
-                "UPDATE oauth2_adapters_tokens
-                 SET record = $3, provider = $2, version = version + 1, updated_at = now()
-                 WHERE key = $1 AND version = $4
-                 RETURNING version",
-            )
-            .bind(key.as_str())
-            .bind(key.provider().as_str())
-            .bind(&json)
-            .bind(expected)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("updating a token"))?,
-            Some(Err(())) => None,
-        };
-        match written {
-            Some(version) => record::written(key, version),
-            None => Ok(CasOutcome::Conflict {
-                current: self.load(key).await?.map(Box::new),
-            }),
-        }
+        self.write(key, expected, record, None).await
     }
 
     async fn delete(&self, key: &TokenKey) -> Result<()> {
+        // The token first, then the lease (the subquery makes the lease's
+        // delete wait for the token's): the order the lease statement locks
+        // them in, so the two never deadlock.
         sqlx::query(
-            "WITH lease AS (DELETE FROM oauth2_adapters_leases WHERE key = $1)
-             DELETE FROM oauth2_adapters_tokens WHERE key = $1",
+            "WITH token AS (DELETE FROM oauth2_adapters_tokens WHERE key = $1 RETURNING 1)
+             DELETE FROM oauth2_adapters_leases
+             WHERE key = $1 AND (SELECT count(*) FROM token) >= 0",
         )
         .bind(key.as_str())
         .execute(&self.pool)
@@ -228,47 +199,31 @@ impl TokenStore for PostgresStore {
     async fn try_acquire_lease(
         &self,
         key: &TokenKey,
-        holder: &str,
-        ttl: Duration,
+        request: &LeaseRequest<'_>,
     ) -> Result<LeaseOutcome> {
-        let fail = || db_error("taking a refresh lease");
-        // One transaction: when the upsert does not take the lease, it still
-        // locks the other holder's row, so the following read of its expiry
-        // sees that row, unchanged. `now()` is the transaction's start; the
-        // time left is measured at the read (`clock_timestamp()`), after any
-        // wait for the other holder's transaction.
-        let mut tx = self.pool.begin().await.map_err(fail())?;
-        let taken: Option<String> = sqlx::query_scalar(
-            "INSERT INTO oauth2_adapters_leases AS lease (key, holder, expires_at)
-             VALUES ($1, $2, now() + $3 * interval '1 millisecond')
-             ON CONFLICT (key) DO UPDATE
-                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
-                 WHERE lease.expires_at <= now() OR lease.holder = EXCLUDED.holder
-             RETURNING holder",
-        )
-        .bind(key.as_str())
-        .bind(holder)
-        .bind(record::ttl_ms(ttl))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(fail())?;
-        let outcome = if taken.is_some() {
-            LeaseOutcome::Acquired
-        } else {
-            let remaining_ms: Option<i64> = sqlx::query_scalar(
-                "SELECT CEIL(EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::BIGINT
-                 FROM oauth2_adapters_leases WHERE key = $1",
-            )
+        let row: LeaseStatementRow = sqlx::query_as(ACQUIRE_LEASE)
             .bind(key.as_str())
-            .fetch_optional(&mut *tx)
+            .bind(request.holder)
+            .bind(record::lease_ms(request.ttl))
+            .bind(record::lease_ms(request.in_doubt_grace))
+            .fetch_one(&self.pool)
             .await
-            .map_err(fail())?;
-            LeaseOutcome::HeldByOther {
-                remaining: record::remaining(remaining_ms.unwrap_or(0)),
-            }
+            .map_err(db_error("taking a refresh lease"))?;
+        let (taken, unexpired, remaining_ms, retry_after_ms, text, version) = row;
+        let decision = if taken {
+            Decision::Take
+        } else if unexpired {
+            Decision::HeldByOther { remaining_ms }
+        } else {
+            Decision::InDoubt { retry_after_ms }
         };
-        tx.commit().await.map_err(fail())?;
-        Ok(outcome)
+        // The statement has committed: a row this store cannot read is an
+        // error, and a lease it took lapses by itself.
+        let current = match (text, version) {
+            (Some(text), Some(version)) => Some(self.codec.decode(key, &text, version)?),
+            _ => None,
+        };
+        Ok(lease::outcome(decision, current))
     }
 
     async fn release_lease(&self, key: &TokenKey, holder: &str) -> Result<()> {
@@ -279,6 +234,174 @@ impl TokenStore for PostgresStore {
             .await
             .map_err(db_error("releasing a refresh lease"))?;
         Ok(())
+    }
+
+    async fn compare_and_swap_releasing(
+        &self,
+        key: &TokenKey,
+        expected: Option<u64>,
+        record: &TokenRecord,
+        holder: &str,
+    ) -> Result<CasOutcome> {
+        self.write(key, expected, record, Some(holder)).await
+    }
+}
+
+/// What [`ACQUIRE_LEASE`] returns: taken, unexpired, the milliseconds left
+/// on the lease and until its grace ends, and the token's record and version.
+type LeaseStatementRow = (bool, bool, i64, i64, Option<String>, Option<i64>);
+
+/// The condition under which the lease upsert takes the lease (`lease`: the
+/// stored row, `EXCLUDED`: the proposed one, `$4`: the grace in
+/// milliseconds): the rule of [`lease::decide`].
+macro_rules! take_lease {
+    () => {
+        "(lease.holder = EXCLUDED.holder
+          OR (lease.expires_at <= now()
+              AND (lease.version IS DISTINCT FROM EXCLUDED.version
+                   OR lease.expires_at + $4 * interval '1 millisecond' <= now())))"
+    };
+}
+
+/// The lease, in one statement (`$1` key, `$2` holder, `$3` ttl and `$4`
+/// grace in milliseconds).
+///
+/// `token` reads the token row `FOR SHARE`: it waits for a write in
+/// progress and returns the row as that write left it (READ COMMITTED
+/// re-reads a row it had to wait for), and no write lands until this
+/// statement commits. The upsert's `VALUES` needs its version, so the token
+/// is locked before the lease. The upsert always updates a conflicting row
+/// (so that `RETURNING` reports the lease as it is after the decision, which
+/// a second read could not see atomically), but keeps its values unless
+/// [`take_lease!`] holds. `now()` decides; the times left are measured with
+/// `clock_timestamp()`, after any wait for a lock.
+const ACQUIRE_LEASE: &str = concat!(
+    "WITH token AS (
+        SELECT record, version FROM oauth2_adapters_tokens WHERE key = $1 FOR SHARE
+    ),
+    lease AS (
+        INSERT INTO oauth2_adapters_leases AS lease (key, holder, expires_at, version)
+        VALUES ($1, $2, now() + $3 * interval '1 millisecond',
+                COALESCE((SELECT version FROM token), 0))
+        ON CONFLICT (key) DO UPDATE SET
+            holder = CASE WHEN ",
+    take_lease!(),
+    " THEN EXCLUDED.holder ELSE lease.holder END,
+            expires_at = CASE WHEN ",
+    take_lease!(),
+    " THEN EXCLUDED.expires_at ELSE lease.expires_at END,
+            version = CASE WHEN ",
+    take_lease!(),
+    " THEN EXCLUDED.version ELSE lease.version END
+        RETURNING
+            lease.holder = $2 AS taken,
+            lease.expires_at > now() AS unexpired,
+            CEIL(EXTRACT(EPOCH FROM (lease.expires_at - clock_timestamp())) * 1000)::BIGINT
+                AS remaining_ms,
+            CEIL(EXTRACT(EPOCH FROM (lease.expires_at + $4 * interval '1 millisecond'
+                                     - clock_timestamp())) * 1000)::BIGINT
+                AS retry_after_ms
+    )
+    SELECT lease.taken, lease.unexpired, lease.remaining_ms, lease.retry_after_ms,
+           token.record, token.version
+    FROM lease LEFT JOIN token ON TRUE"
+);
+
+/// The compare-and-swap statements (`$1` key, `$2` provider, `$3` record,
+/// `$4` expected version), alone and releasing the lease of `$5` (`$4`
+/// without an expected version) in the same statement: the lease's delete
+/// reads the write's result, so it runs after it (the token is locked
+/// before the lease, as everywhere), and only if it wrote.
+mod cas {
+    pub(super) const INSERT: &str = "INSERT INTO oauth2_adapters_tokens
+            (key, provider, record, version, updated_at)
+        VALUES ($1, $2, $3, 1, now())
+        ON CONFLICT (key) DO NOTHING
+        RETURNING version";
+
+    pub(super) const UPDATE: &str = "UPDATE oauth2_adapters_tokens
+        SET record = $3, provider = $2, version = version + 1, updated_at = now()
+        WHERE key = $1 AND version = $4
+        RETURNING version";
+
+    pub(super) const INSERT_RELEASING: &str = "WITH written AS (
+            INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at)
+            VALUES ($1, $2, $3, 1, now())
+            ON CONFLICT (key) DO NOTHING
+            RETURNING version
+        ),
+        released AS (
+            DELETE FROM oauth2_adapters_leases
+            WHERE key = $1 AND holder = $4 AND EXISTS (SELECT 1 FROM written)
+        )
+        SELECT version FROM written";
+
+    pub(super) const UPDATE_RELEASING: &str = "WITH written AS (
+            UPDATE oauth2_adapters_tokens
+            SET record = $3, provider = $2, version = version + 1, updated_at = now()
+            WHERE key = $1 AND version = $4
+            RETURNING version
+        ),
+        released AS (
+            DELETE FROM oauth2_adapters_leases
+            WHERE key = $1 AND holder = $5 AND EXISTS (SELECT 1 FROM written)
+        )
+        SELECT version FROM written";
+}
+
+impl PostgresStore {
+    /// The compare-and-swap, in one statement, releasing `holder`'s lease
+    /// when it writes.
+    async fn write(
+        &self,
+        key: &TokenKey,
+        expected: Option<u64>,
+        record: &TokenRecord,
+        holder: Option<&str>,
+    ) -> Result<CasOutcome> {
+        let json = self.codec.encode(key.as_str(), record)?;
+        let expected = match expected.map(record::expected_to_db) {
+            None => None,
+            Some(Ok(expected)) => Some(expected),
+            // Not a version the database can hold: it cannot match.
+            Some(Err(())) => {
+                return Ok(CasOutcome::Conflict {
+                    current: self.load(key).await?.map(Box::new),
+                })
+            }
+        };
+        let sql = match (expected, holder) {
+            (None, None) => cas::INSERT,
+            (Some(_), None) => cas::UPDATE,
+            (None, Some(_)) => cas::INSERT_RELEASING,
+            (Some(_), Some(_)) => cas::UPDATE_RELEASING,
+        };
+        let provider = key.provider();
+        let mut query = sqlx::query_scalar(sql)
+            .bind(key.as_str())
+            .bind(provider.as_str())
+            .bind(&json);
+        if let Some(expected) = expected {
+            query = query.bind(expected);
+        }
+        if let Some(holder) = holder {
+            query = query.bind(holder);
+        }
+        let written: Option<i64> =
+            query
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error(if expected.is_some() {
+                    "updating a token"
+                } else {
+                    "inserting a token"
+                }))?;
+        match written {
+            Some(version) => record::written(key, version),
+            None => Ok(CasOutcome::Conflict {
+                current: self.load(key).await?.map(Box::new),
+            }),
+        }
     }
 }
 

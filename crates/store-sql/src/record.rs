@@ -8,9 +8,10 @@ use std::time::Duration;
 use oauth2_adapters_core::store::{CasOutcome, TokenKey};
 use oauth2_adapters_core::{Error, Result};
 
-/// The longest lease a store grants (ten years): a longer `ttl` is shortened
-/// to this, which keeps the expiry arithmetic far from any overflow.
-const MAX_TTL_MS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
+/// The longest lease duration (ttl or in-doubt grace) a store uses (ten
+/// years): a longer one is shortened to this, which keeps the expiry
+/// arithmetic (in Rust and in SQL) far from any overflow.
+const MAX_LEASE_MS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
 
 /// Maps a database error to a store error saying what failed.
 pub(crate) fn db_error(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
@@ -55,10 +56,11 @@ pub(crate) fn parse_keys(rows: Vec<(String, String)>) -> Vec<TokenKey> {
         .collect()
 }
 
-/// A lease's time to live in whole milliseconds, rounded up, at most ten years.
-pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
-    let ms = ttl.as_nanos().div_ceil(1_000_000);
-    i64::try_from(ms).map_or(MAX_TTL_MS, |ms| ms.min(MAX_TTL_MS))
+/// A lease duration (a ttl or an in-doubt grace) in whole milliseconds,
+/// rounded up, at most ten years.
+pub(crate) fn lease_ms(duration: Duration) -> i64 {
+    let ms = duration.as_nanos().div_ceil(1_000_000);
+    i64::try_from(ms).map_or(MAX_LEASE_MS, |ms| ms.min(MAX_LEASE_MS))
 }
 
 /// Milliseconds left on a lease, as a duration (never negative).
@@ -91,6 +93,17 @@ impl From<&serde_json::Error> for InvalidRecord {
     }
 }
 
+impl InvalidRecord {
+    /// An error found after parsing, which has no position.
+    pub(crate) fn without_position(category: &'static str) -> Self {
+        Self {
+            line: 0,
+            column: 0,
+            category,
+        }
+    }
+}
+
 impl fmt::Display for InvalidRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Line 0: an error found after parsing (a field of the wrong type
@@ -117,10 +130,15 @@ mod tests {
     }
 
     #[test]
-    fn ttl_is_rounded_up_and_capped() {
-        assert_eq!(ttl_ms(Duration::from_micros(1)), 1);
-        assert_eq!(ttl_ms(Duration::from_millis(200)), 200);
-        assert_eq!(ttl_ms(Duration::MAX), MAX_TTL_MS);
+    fn lease_durations_are_rounded_up_and_capped() {
+        assert_eq!(lease_ms(Duration::ZERO), 0);
+        assert_eq!(lease_ms(Duration::from_micros(1)), 1);
+        assert_eq!(lease_ms(Duration::from_millis(200)), 200);
+        assert_eq!(
+            lease_ms(Duration::from_secs(20 * 366 * 86_400)),
+            MAX_LEASE_MS
+        );
+        assert_eq!(lease_ms(Duration::MAX), MAX_LEASE_MS);
         assert_eq!(remaining(-5), Duration::ZERO);
         assert_eq!(remaining(1500), Duration::from_millis(1500));
     }

@@ -1,4 +1,5 @@
-//! Key rotation: rewriting every row that is not under the current key.
+//! Key rotation: rewriting every row that is not under the current key (or
+//! not in the current format).
 //!
 //! A rewrite replaces a row only if it still has the version and the text
 //! that were read, and it keeps the version: the token is unchanged, only

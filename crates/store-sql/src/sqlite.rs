@@ -5,13 +5,16 @@ use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use oauth2_adapters_core::store::{CasOutcome, LeaseOutcome, StoredToken, TokenKey, TokenStore};
+use oauth2_adapters_core::store::{
+    CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore,
+};
 use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Executor;
+use sqlx::{Executor, Sqlite};
 
 use crate::codec::Codec;
+use crate::lease::{self, Decision, LeaseRow};
 use crate::record::{self, db_error};
 use crate::rotate::{self, Row, Rows};
 use crate::{migrate, EncryptionKeys};
@@ -212,14 +215,10 @@ fn now_ms() -> i64 {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<StoredToken>> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT record, version FROM oauth2_adapters_tokens WHERE key = ?")
-                .bind(key.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error("loading a token"))?;
-        row.map(|(text, version)| self.codec.decode(key, &text, version))
-            .transpose()
+        let row = select_token(&self.pool, key.as_str())
+            .await
+            .map_err(db_error("loading a token"))?;
+        self.decode(key, row)
     }
 
     async fn compare_and_swap(
@@ -229,37 +228,7 @@ impl TokenStore for SqliteStore {
         record: &TokenRecord,
     ) -> Result<CasOutcome> {
         let json = self.codec.encode(key.as_str(), record)?;
-        let written: Option<i64> = match expected.map(record::expected_to_db) {
-            None => sqlx::query_scalar(
-                "INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at_ms)
-                 VALUES (?1, ?2, ?3, 1, ?4)
-                 ON CONFLICT (key) DO NOTHING
-                 RETURNING version",
-            )
-            .bind(key.as_str())
-            .bind(key.provider().as_str())
-            .bind(&json)
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("inserting a token"))?,
-            Some(Ok(expected)) => sqlx::query_scalar(
-                "UPDATE oauth2_adapters_tokens
-                 SET record = ?3, provider = ?2, version = version + 1, updated_at_ms = ?4
-                 WHERE key = ?1 AND version = ?5
-                 RETURNING version",
-            )
-            .bind(key.as_str())
-            .bind(key.provider().as_str())
-            .bind(&json)
-            .bind(now_ms())
-            .bind(expected)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("updating a token"))?,
-            Some(Err(())) => None,
-        };
-        match written {
+        match write_token(&self.pool, key, expected, &json).await? {
             Some(version) => record::written(key, version),
             None => Ok(CasOutcome::Conflict {
                 current: self.load(key).await?.map(Box::new),
@@ -296,49 +265,60 @@ impl TokenStore for SqliteStore {
     async fn try_acquire_lease(
         &self,
         key: &TokenKey,
-        holder: &str,
-        ttl: Duration,
+        request: &LeaseRequest<'_>,
     ) -> Result<LeaseOutcome> {
         let fail = || db_error("taking a refresh lease");
-        // One write transaction: the upsert and, when it did not take the
-        // lease, the read of the other holder's expiry see the same state.
+        // One write transaction: the token, the lease and the decision all
+        // see one state, which no other connection can change meanwhile.
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(fail())?;
         let now = now_ms();
-        let taken: Option<String> = sqlx::query_scalar(
-            "INSERT INTO oauth2_adapters_leases (key, holder, expires_at_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE
-                 SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms
-                 WHERE oauth2_adapters_leases.expires_at_ms <= ?4
-                    OR oauth2_adapters_leases.holder = excluded.holder
-             RETURNING holder",
+        let token = select_token(&mut *tx, key.as_str()).await.map_err(fail())?;
+        let lease: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT holder, expires_at_ms, version FROM oauth2_adapters_leases WHERE key = ?",
         )
         .bind(key.as_str())
-        .bind(holder)
-        .bind(now.saturating_add(record::ttl_ms(ttl)))
-        .bind(now)
         .fetch_optional(&mut *tx)
         .await
         .map_err(fail())?;
-        let outcome = if taken.is_some() {
-            LeaseOutcome::Acquired
-        } else {
-            let expires_at: Option<i64> = sqlx::query_scalar(
-                "SELECT expires_at_ms FROM oauth2_adapters_leases WHERE key = ?",
+        let lease = lease.map(|(holder, expires_at_ms, version)| LeaseRow {
+            holder,
+            expires_at_ms,
+            version,
+        });
+        let version = token
+            .as_ref()
+            .map_or(lease::NO_TOKEN, |(_, version)| *version);
+        let decision = lease::decide(
+            lease.as_ref(),
+            request.holder,
+            version,
+            now,
+            record::lease_ms(request.in_doubt_grace),
+        );
+        // Decoded before anything is written: a row this store cannot read
+        // leaves the lease as it was (the transaction is rolled back).
+        let current = self.decode(key, token)?;
+        if decision == Decision::Take {
+            sqlx::query(
+                "INSERT INTO oauth2_adapters_leases (key, holder, expires_at_ms, version)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET holder = excluded.holder,
+                     expires_at_ms = excluded.expires_at_ms, version = excluded.version",
             )
             .bind(key.as_str())
-            .fetch_optional(&mut *tx)
+            .bind(request.holder)
+            .bind(now.saturating_add(record::lease_ms(request.ttl)))
+            .bind(version)
+            .execute(&mut *tx)
             .await
             .map_err(fail())?;
-            LeaseOutcome::HeldByOther {
-                remaining: record::remaining(expires_at.map_or(0, |at| at.saturating_sub(now))),
-            }
-        };
+        }
         tx.commit().await.map_err(fail())?;
-        Ok(outcome)
+        Ok(lease::outcome(decision, current))
     }
 
     async fn release_lease(&self, key: &TokenKey, holder: &str) -> Result<()> {
@@ -349,6 +329,102 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(db_error("releasing a refresh lease"))?;
         Ok(())
+    }
+
+    async fn compare_and_swap_releasing(
+        &self,
+        key: &TokenKey,
+        expected: Option<u64>,
+        record: &TokenRecord,
+        holder: &str,
+    ) -> Result<CasOutcome> {
+        let json = self.codec.encode(key.as_str(), record)?;
+        let fail = || db_error("writing a token and releasing its lease");
+        // One write transaction: the lease goes only with the write, and
+        // any error rolls both back.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail())?;
+        let outcome = match write_token(&mut *tx, key, expected, &json).await? {
+            Some(version) => {
+                sqlx::query("DELETE FROM oauth2_adapters_leases WHERE key = ? AND holder = ?")
+                    .bind(key.as_str())
+                    .bind(holder)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail())?;
+                record::written(key, version)?
+            }
+            None => {
+                let row = select_token(&mut *tx, key.as_str()).await.map_err(fail())?;
+                CasOutcome::Conflict {
+                    current: self.decode(key, row)?.map(Box::new),
+                }
+            }
+        };
+        tx.commit().await.map_err(fail())?;
+        Ok(outcome)
+    }
+}
+
+impl SqliteStore {
+    /// The stored token from a `(record, version)` row.
+    fn decode(&self, key: &TokenKey, row: Option<(String, i64)>) -> Result<Option<StoredToken>> {
+        row.map(|(text, version)| self.codec.decode(key, &text, version))
+            .transpose()
+    }
+}
+
+/// The `(record, version)` row of `key`.
+async fn select_token<'c>(
+    executor: impl Executor<'c, Database = Sqlite>,
+    key: &str,
+) -> std::result::Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT record, version FROM oauth2_adapters_tokens WHERE key = ?")
+        .bind(key)
+        .fetch_optional(executor)
+        .await
+}
+
+/// The compare-and-swap statement: writes `json` for `key` if the stored
+/// version is `expected`; the new version, or `None` when nothing was written.
+async fn write_token<'c>(
+    executor: impl Executor<'c, Database = Sqlite>,
+    key: &TokenKey,
+    expected: Option<u64>,
+    json: &str,
+) -> Result<Option<i64>> {
+    match expected.map(record::expected_to_db) {
+        None => sqlx::query_scalar(
+            "INSERT INTO oauth2_adapters_tokens (key, provider, record, version, updated_at_ms)
+             VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (key) DO NOTHING
+             RETURNING version",
+        )
+        .bind(key.as_str())
+        .bind(key.provider().as_str())
+        .bind(json)
+        .bind(now_ms())
+        .fetch_optional(executor)
+        .await
+        .map_err(db_error("inserting a token")),
+        Some(Ok(expected)) => sqlx::query_scalar(
+            "UPDATE oauth2_adapters_tokens
+             SET record = ?3, provider = ?2, version = version + 1, updated_at_ms = ?4
+             WHERE key = ?1 AND version = ?5
+             RETURNING version",
+        )
+        .bind(key.as_str())
+        .bind(key.provider().as_str())
+        .bind(json)
+        .bind(now_ms())
+        .bind(expected)
+        .fetch_optional(executor)
+        .await
+        .map_err(db_error("updating a token")),
+        Some(Err(())) => Ok(None),
     }
 }
 

@@ -231,29 +231,29 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             else {
                 return invalid_request("code and redirect_uri are required");
             };
-            let mut state = shared.lock();
-            state
+            shared
+                .lock()
                 .grants
-                .redeem_code(code, &shared.config.client_id, redirect_uri, now)
-                .map(|grant| {
-                    state
-                        .grants
-                        .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime)
-                })
+                .exchange_code(
+                    code,
+                    &shared.config.client_id,
+                    redirect_uri,
+                    TOKEN_PREFIX,
+                    now,
+                    lifetime,
+                )
+                .map(|(tokens, _scope)| tokens)
         }
         "refresh_token" => {
             let Some(refresh_token) = params.get("refresh_token") else {
                 return invalid_request("missing required parameter refresh_token");
             };
-            let mut state = shared.lock();
-            state
+            let on_reuse = shared.config.on_reuse();
+            shared
+                .lock()
                 .grants
-                .spend_refresh_token(refresh_token, now)
-                .map(|grant| {
-                    state
-                        .grants
-                        .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime)
-                })
+                .rotate_refresh_token(refresh_token, on_reuse, TOKEN_PREFIX, now, lifetime)
+                .map(|(tokens, _scope)| tokens)
         }
         other => {
             return error(
@@ -264,7 +264,13 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         }
     };
     match issued {
-        Ok(tokens) => success(&shared, &tokens),
+        Ok(tokens) => {
+            let response = success(&shared, &tokens);
+            if grant_type == "refresh_token" {
+                shared.config.hold_refresh_response().await;
+            }
+            response
+        }
         Err(err) => error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",

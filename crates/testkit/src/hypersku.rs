@@ -219,19 +219,18 @@ fn exchange(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Respons
     let redirect_uri = request.field("redirectUri")?;
     let now = shared.now();
     let lifetime = shared.config.refresh_token_lifetime;
-    let (tokens, scope) = {
-        let mut state = shared.lock();
-        state
-            .grants
-            .redeem_code(code, &shared.config.client_id, redirect_uri, now)
-            .map(|grant| {
-                let tokens = state
-                    .grants
-                    .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime);
-                (tokens, grant.scope)
-            })
-    }
-    .map_err(|err| HsError::invalid_grant(format!("invalid authorization code: {err}")))?;
+    let (tokens, scope) = shared
+        .lock()
+        .grants
+        .exchange_code(
+            code,
+            &shared.config.client_id,
+            redirect_uri,
+            TOKEN_PREFIX,
+            now,
+            lifetime,
+        )
+        .map_err(|err| HsError::invalid_grant(format!("invalid authorization code: {err}")))?;
     Ok(success(shared, &tokens, &scope))
 }
 
@@ -243,7 +242,13 @@ async fn refresh_token(
     if let Some(response) = faults::apply(shared.pop_fault(), fault_body).await {
         return response;
     }
-    refresh(&shared, &headers, &body).unwrap_or_else(IntoResponse::into_response)
+    match refresh(&shared, &headers, &body) {
+        Ok(response) => {
+            shared.config.hold_refresh_response().await;
+            response
+        }
+        Err(err) => err.into_response(),
+    }
 }
 
 fn refresh(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Response, HsError> {
@@ -251,19 +256,12 @@ fn refresh(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Response
     let refresh_token = request.field("refreshToken")?;
     let now = shared.now();
     let lifetime = shared.config.refresh_token_lifetime;
-    let (tokens, scope) = {
-        let mut state = shared.lock();
-        state
-            .grants
-            .spend_refresh_token(refresh_token, now)
-            .map(|grant| {
-                let tokens = state
-                    .grants
-                    .issue_pair(TOKEN_PREFIX, &grant.scope, now, lifetime);
-                (tokens, grant.scope)
-            })
-    }
-    .map_err(|err| HsError::invalid_grant(format!("invalid refresh token: {err}")))?;
+    let on_reuse = shared.config.on_reuse();
+    let (tokens, scope) = shared
+        .lock()
+        .grants
+        .rotate_refresh_token(refresh_token, on_reuse, TOKEN_PREFIX, now, lifetime)
+        .map_err(|err| HsError::invalid_grant(format!("invalid refresh token: {err}")))?;
     Ok(success(shared, &tokens, &scope))
 }
 

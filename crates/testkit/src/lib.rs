@@ -18,14 +18,37 @@
 //! the provider would redirect to), and inspect what the adapter sent with
 //! [`MockProvider::requests`] / [`MockProvider::token_requests`].
 //! [`MockProvider::push_fault`] queues one-shot misbehaviours (error
-//! statuses, HTML bodies, `Retry-After`, delays, truncated JSON, redirects,
-//! and faults on the wire after the grant was processed: a connection reset
-//! mid-body, a slow body, a stall before the headers)
+//! statuses, HTML bodies, `Retry-After` in seconds or as an HTTP-date,
+//! delays, truncated JSON, redirects, and faults on the wire after the
+//! grant was processed: a connection reset mid-body, a slow body, a stall
+//! before the headers)
 //! and [`MockProvider::set_style`] switches response shapes (HyperSKU's
 //! envelope, numbers as strings, a missing `expires_in`). Time comes from
 //! [`MockConfig::clock`], so a shared
 //! [`ManualClock`](oauth2_adapters_core::ManualClock) lets tests expire
 //! codes and tokens without sleeping.
+//!
+//! Refresh tokens rotate (Hike, HyperSKU). A spent refresh token presented
+//! again is refused and counted ([`MockProvider::refresh_token_reuses`]);
+//! with [`MockConfig::revoke_on_reuse`] the mock also revokes the whole
+//! grant family, as RFC 9700 §4.14.2 recommends: every refresh token
+//! descended from the same code exchange, the live successor included, and
+//! their access tokens. [`MockProvider::rotations`] logs every successful
+//! rotation (old and new refresh token, the wall-clock time the mock
+//! committed it; its `Debug` redacts the tokens), and
+//! [`MockConfig::refresh_delay_after_commit`] holds every refresh response
+//! after that commit, so a crash test can kill a client between the
+//! provider's rotation and its own.
+//!
+//! [`FaultProxy`] is an in-process TCP proxy on `127.0.0.1` for cutting the
+//! link to any TCP service (the shared PostgreSQL, a mock) without stopping
+//! it: [`ProxyMode`] `Pass`, `Refuse` (new connections reset at once),
+//! `Blackhole` (bytes discarded, clients hang), `Stall` (bytes held, then
+//! delivered) and `Reset` (every connection reset);
+//! [`FaultProxy::cut_for`] restores `Pass` after a while,
+//! [`FaultProxy::reset_all`] resets the open connections once ("the server
+//! restarted"), [`FaultProxy::stats`] counts connections and bytes, and
+//! [`FaultProxy::url_for`] points a database URL at the proxy.
 //!
 //! ```
 //! use oauth2_adapters_testkit::{HikeMock, MockConfig, MockProvider};
@@ -60,8 +83,12 @@ mod common;
 pub mod hike;
 pub mod hypersku;
 pub mod partner;
+pub mod proxy;
 
-pub use common::{Fault, MockConfig, MockError, MockProvider, RecordedRequest, ResponseStyle};
+pub use common::{
+    Fault, MockConfig, MockError, MockProvider, RecordedRequest, ResponseStyle, Rotation,
+};
 pub use hike::HikeMock;
 pub use hypersku::HyperSkuMock;
 pub use partner::PartnerMock;
+pub use proxy::{FaultProxy, ProxyMode, ProxyStats, ProxyUrlError};

@@ -187,7 +187,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         state
             .grants
             .access_tokens
-            .record(&jwt, &SCOPES.join(" "), now);
+            .record(&jwt, &SCOPES.join(" "), now, None);
         jwt
     };
     let style = shared.style();

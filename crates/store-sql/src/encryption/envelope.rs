@@ -12,8 +12,9 @@ use zeroize::Zeroizing;
 
 use super::{DecryptionError, DecryptionErrorKind, EncryptionKeys};
 
-/// What every encrypted value starts with; a value that does is never
-/// taken for plaintext.
+/// What every encrypted value starts with. Only in rows of the previous
+/// format (without a `sealed` list, see `codec`) is a value taken for
+/// encrypted because it does.
 const SEALED: &str = "enc:";
 
 /// The prefix of the current format, before the key id.
@@ -25,7 +26,8 @@ const NONCE_LEN: usize = 24;
 /// The tag length of Poly1305.
 const TAG_LEN: usize = 16;
 
-/// True when `value` is an encrypted value (or claims to be).
+/// True when `value` looks like an encrypted value (the rule for rows of
+/// the previous format).
 pub(crate) fn is_sealed(value: &str) -> bool {
     value.starts_with(SEALED)
 }

@@ -67,7 +67,9 @@ pub enum DecryptionErrorKind {
     /// was encrypted with, or the value was altered, or moved from another
     /// row or field.
     Rejected,
-    /// The value starts with `enc:` but is not `enc:v1:<key id>:<base64>`.
+    /// The value is marked as encrypted (listed in the row's `sealed` list,
+    /// or, in a row of the previous format, beginning with `enc:`) but is
+    /// not `enc:v1:<key id>:<base64>`, or is missing.
     Malformed,
     /// The value is not encrypted, and the store requires encryption.
     Plaintext,

@@ -2,8 +2,9 @@
 //!
 //! Each check takes the store as `&dyn TokenStore` and uses keys of its own,
 //! so checks may share a database and run in parallel.
-//! `conformance_suite!(fixture)` turns them into tests; `fixture` is a
-//! future of `Option<Fixture>` (`None`: the store is unavailable, skip).
+//! `conformance_suite!(fixture)` turns them into tests, and
+//! `conformance_suite!(fixture, leases)` the lease checks too; `fixture` is
+//! a future of `Option<Fixture>` (`None`: the store is unavailable, skip).
 
 use std::process;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,6 @@ use secrecy::SecretString;
 
 mod lease;
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use lease::*;
 
 /// A store under test, and whatever must live as long as it (a temp dir).
@@ -51,7 +51,17 @@ macro_rules! conformance_suite {
             lease_is_exclusive_extendable_and_releasable,
             lease_is_taken_over_after_expiry,
             lease_is_per_key,
-            delete_removes_the_lease
+            delete_removes_the_lease,
+            lease_returns_the_current_row,
+            a_lapsed_lease_is_in_doubt_while_its_version_is_stored,
+            a_lapsed_lease_is_taken_over_after_a_write,
+            a_lapsed_lease_is_taken_over_after_the_grace,
+            the_lapsed_holder_takes_its_lease_again,
+            extending_a_lease_records_the_current_version,
+            huge_durations_are_capped,
+            cas_releasing_writes_and_frees_the_lease,
+            cas_releasing_keeps_the_lease_on_a_conflict,
+            a_lease_taken_after_a_releasing_write_sees_it
         );
     };
     (@tests $fixture:expr; $($check:ident),+) => {

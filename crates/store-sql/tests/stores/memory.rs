@@ -1,5 +1,5 @@
-//! The reference: core's `MemoryStore` passes the suite (without leases,
-//! which it grants to everyone, being for one process).
+//! The reference: core's `MemoryStore` passes the suite, leases included
+//! (it keeps them, for managers sharing one store in one process).
 
 use oauth2_adapters_core::store::MemoryStore;
 
@@ -9,4 +9,4 @@ async fn store() -> Option<Fixture> {
     Some(Fixture::new(MemoryStore::new()))
 }
 
-conformance_suite!(store());
+conformance_suite!(store(), leases);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth2_adapters_core::store::{CasOutcome, LeaseOutcome, TokenStore};
+use oauth2_adapters_core::store::{CasOutcome, LeaseRequest, TokenStore};
 use oauth2_adapters_store_sql::SqliteStore;
 use tempfile::TempDir;
 
@@ -96,7 +96,7 @@ async fn the_store_survives_a_reopen() {
     let migrations = store
         .text("SELECT CAST(COUNT(*) AS TEXT) FROM oauth2_adapters_migrations")
         .await;
-    assert_eq!(migrations.as_deref(), Some("1"));
+    assert_eq!(migrations.as_deref(), Some("2"));
 }
 
 #[tokio::test]
@@ -133,7 +133,7 @@ async fn opening_one_new_file_at_once_all_succeed() {
         let migrations = stores[0]
             .text("SELECT CAST(COUNT(*) AS TEXT) FROM oauth2_adapters_migrations")
             .await;
-        assert_eq!(migrations.as_deref(), Some("1"));
+        assert_eq!(migrations.as_deref(), Some("2"));
         let mode = stores[7].text("PRAGMA journal_mode").await;
         assert_eq!(mode.as_deref(), Some("wal"));
     }
@@ -205,18 +205,31 @@ async fn two_stores_on_one_file_contending_for_a_lease() {
     let dir = temp_dir();
     let path = db_path(&dir);
     let (a, b) = (open(&path).await, open(&path).await);
-    let ttl = Duration::from_secs(30);
+    let request = |holder| LeaseRequest {
+        holder,
+        ttl: Duration::from_secs(30),
+        in_doubt_grace: Duration::from_secs(30),
+    };
     for _ in 0..25 {
         let key = key("contended-lease");
+        let (for_a, for_b) = (request("a"), request("b"));
         let (got_a, got_b) = tokio::join!(
-            a.try_acquire_lease(&key, "a", ttl),
-            b.try_acquire_lease(&key, "b", ttl),
+            a.try_acquire_lease(&key, &for_a),
+            b.try_acquire_lease(&key, &for_b),
         );
         let outcomes = [got_a.unwrap(), got_b.unwrap()];
-        let acquired = outcomes
-            .iter()
-            .filter(|o| **o == LeaseOutcome::Acquired)
-            .count();
+        let acquired = outcomes.iter().filter(|o| o.is_acquired()).count();
         assert_eq!(acquired, 1, "{outcomes:?}");
     }
+}
+
+/// The holder writes and releases on one store while the other polls for
+/// the lease on another (as two processes would): the poller, once it has
+/// the lease, sees the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_taken_after_a_releasing_write_on_another_store_sees_it() {
+    let dir = temp_dir();
+    let path = db_path(&dir);
+    let (a, b) = (open(&path).await, open(&path).await);
+    crate::conformance::a_lease_taken_after_a_releasing_write_sees_the_write(&a, &b).await;
 }

@@ -35,6 +35,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
+use super::grants::Family;
 use super::http::json_response;
 use super::server::Shared;
 
@@ -173,12 +174,14 @@ fn error_body(status: StatusCode, error: &str, description: &str) -> Response {
     )
 }
 
-/// An access token a mock issued.
+/// An access token a mock issued, in the family of its refresh token
+/// (none for the partner's).
 #[derive(Clone)]
 struct AccessGrant {
     scope: String,
     issued_at: SystemTime,
     revoked: bool,
+    family: Option<Family>,
 }
 
 /// Why the API refused an access token.
@@ -215,13 +218,30 @@ impl fmt::Debug for AccessTokens {
 
 impl AccessTokens {
     /// Remembers an issued access token and the scope it grants.
-    pub(crate) fn record(&mut self, token: &str, scope: &str, now: SystemTime) {
+    pub(crate) fn record(
+        &mut self,
+        token: &str,
+        scope: &str,
+        now: SystemTime,
+        family: Option<Family>,
+    ) {
         let grant = AccessGrant {
             scope: scope.to_owned(),
             issued_at: now,
             revoked: false,
+            family,
         };
         self.tokens.insert(token.to_owned(), grant);
+    }
+
+    /// Revokes the access tokens of `family`; returns how many were still
+    /// unrevoked.
+    pub(crate) fn revoke_family(&mut self, family: Family) -> usize {
+        self.tokens
+            .values_mut()
+            .filter(|grant| grant.family == Some(family) && !grant.revoked)
+            .map(|grant| grant.revoked = true)
+            .count()
     }
 
     /// Revokes every access token issued so far; returns how many were
@@ -264,7 +284,7 @@ mod tests {
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
         let hour = Duration::from_secs(3600);
         let mut tokens = AccessTokens::default();
-        tokens.record("a", "oms", at(0));
+        tokens.record("a", "oms", at(0), None);
         assert_eq!(tokens.check("a", at(3599), hour).as_deref(), Ok("oms"));
         assert_eq!(
             tokens.check("a", at(3600), hour),
@@ -274,7 +294,7 @@ mod tests {
         assert_eq!(tokens.revoke_all(), 1);
         assert_eq!(tokens.revoke_all(), 0);
         assert_eq!(tokens.check("a", at(1), hour), Err(InvalidToken::Revoked));
-        tokens.record("b", "", at(1));
+        tokens.record("b", "", at(1), None);
         assert!(
             tokens.check("b", at(1), hour).is_ok(),
             "issued after the revocation"

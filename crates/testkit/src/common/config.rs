@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use oauth2_adapters_core::{Clock, SystemClock};
 
+use super::grants::OnReuse;
+
 /// How a mock provider is set up: the one registered client, its redirect
 /// URI, token lifetimes and the clock that drives every expiry.
 ///
@@ -44,6 +46,22 @@ pub struct MockConfig {
     /// Hike's `expires` and the partner JWT's `iat`/`nbf`/`exp`
     /// (default [`SystemClock`]).
     pub clock: Arc<dyn Clock>,
+    /// RFC 9700 §4.14.2 (default off): when a spent refresh token is
+    /// presented again, revoke its whole family: every refresh token
+    /// descended from the same code exchange, the live successor included,
+    /// and their access tokens (the protected API refuses them). The reuse
+    /// itself is refused (`invalid_grant`) either way, and counted in
+    /// [`MockProvider::refresh_token_reuses`](crate::MockProvider::refresh_token_reuses).
+    pub revoke_on_reuse: bool,
+    /// How long (real time) every successful refresh response is held
+    /// after the rotation was committed (the old refresh token spent, the
+    /// new one issued and logged in
+    /// [`MockProvider::rotations`](crate::MockProvider::rotations)) and
+    /// before it is sent (default zero). Unlike the one-shot
+    /// [`Fault::StallAfterProcessing`](crate::Fault::StallAfterProcessing),
+    /// it applies to every refresh (not to code exchanges), so a crash test
+    /// can land kills between the provider's rotation and the client's commit.
+    pub refresh_delay_after_commit: Duration,
 }
 
 impl Default for MockConfig {
@@ -56,6 +74,8 @@ impl Default for MockConfig {
             access_token_lifetime: Duration::from_secs(3600),
             refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
             clock: Arc::new(SystemClock),
+            revoke_on_reuse: false,
+            refresh_delay_after_commit: Duration::ZERO,
         }
     }
 }
@@ -71,6 +91,11 @@ impl fmt::Debug for MockConfig {
             .field("access_token_lifetime", &self.access_token_lifetime)
             .field("refresh_token_lifetime", &self.refresh_token_lifetime)
             .field("clock", &self.clock)
+            .field("revoke_on_reuse", &self.revoke_on_reuse)
+            .field(
+                "refresh_delay_after_commit",
+                &self.refresh_delay_after_commit,
+            )
             .finish()
     }
 }
@@ -111,6 +136,35 @@ impl MockConfig {
     pub fn with_app_name(mut self, app_name: impl Into<String>) -> Self {
         self.app_name = app_name.into();
         self
+    }
+
+    /// Sets [`MockConfig::revoke_on_reuse`].
+    pub fn with_revoke_on_reuse(mut self, revoke: bool) -> Self {
+        self.revoke_on_reuse = revoke;
+        self
+    }
+
+    /// Sets [`MockConfig::refresh_delay_after_commit`].
+    pub fn with_refresh_delay_after_commit(mut self, delay: Duration) -> Self {
+        self.refresh_delay_after_commit = delay;
+        self
+    }
+
+    /// The [`OnReuse`] rule [`MockConfig::revoke_on_reuse`] selects.
+    pub(crate) fn on_reuse(&self) -> OnReuse {
+        if self.revoke_on_reuse {
+            OnReuse::RevokeFamily
+        } else {
+            OnReuse::Refuse
+        }
+    }
+
+    /// Holds a successful refresh response for
+    /// [`MockConfig::refresh_delay_after_commit`].
+    pub(crate) async fn hold_refresh_response(&self) {
+        if !self.refresh_delay_after_commit.is_zero() {
+            tokio::time::sleep(self.refresh_delay_after_commit).await;
+        }
     }
 
     /// Sets [`MockConfig::client_secret`].

@@ -1,6 +1,6 @@
 //! One-shot misbehaviours and persistent response-shape switches.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
@@ -35,6 +35,17 @@ pub enum Fault {
         status: u16,
         /// The `Retry-After` value, in seconds.
         seconds: u64,
+    },
+    /// Like [`Fault::RetryAfter`], but the header is an HTTP-date (RFC 9110
+    /// §10.2.3, IMF-fixdate such as `Wed, 21 Oct 2015 07:28:00 GMT`) `after`
+    /// from now by the system clock (not [`MockConfig::clock`](crate::MockConfig::clock):
+    /// clients compare it with their own wall clock), rounded up to a whole
+    /// second. The grant is not processed.
+    RetryAfterDate {
+        /// The HTTP status.
+        status: u16,
+        /// How far in the future the date is.
+        after: Duration,
     },
     /// Sleep this long (real time), then answer normally (the grant is processed).
     Delay(Duration),
@@ -125,18 +136,12 @@ pub(crate) async fn apply(
             Some(response)
         }
         Fault::RetryAfter { status, seconds } => {
-            let code = status_code(status);
-            let reason = code.canonical_reason().unwrap_or("Error");
-            let mut response = (
-                code,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                reason,
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            Some(response)
+            Some(retry_after(status, HeaderValue::from(seconds)))
+        }
+        Fault::RetryAfterDate { status, after } => {
+            let date = http_date_after(SystemTime::now(), after);
+            let value = HeaderValue::from_str(&date).unwrap_or(HeaderValue::from_static("0"));
+            Some(retry_after(status, value))
         }
         Fault::Delay(delay) => {
             tokio::time::sleep(delay).await;
@@ -162,6 +167,34 @@ pub(crate) async fn apply(
     }
 }
 
+/// `status` with `Retry-After: value` and the reason phrase as a plain-text body.
+fn retry_after(status: u16, value: HeaderValue) -> Response {
+    let code = status_code(status);
+    let reason = code.canonical_reason().unwrap_or("Error");
+    let mut response = (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        reason,
+    )
+        .into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, value);
+    response
+}
+
+/// The IMF-fixdate of `now + after`, rounded up to a whole second so the
+/// date is never earlier than asked (an HTTP-date has no fractions).
+/// Saturates at the latest date `httpdate` can write (9999-12-31).
+pub(crate) fn http_date_after(now: SystemTime, after: Duration) -> String {
+    const LATEST: Duration = Duration::from_secs(253_402_300_799);
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let target = since_epoch.saturating_add(after);
+    let whole = target
+        .as_secs()
+        .saturating_add(u64::from(target.subsec_nanos() > 0));
+    let secs = Duration::from_secs(whole).min(LATEST);
+    httpdate::fmt_http_date(UNIX_EPOCH + secs)
+}
+
 fn json_error(status: u16, error_body: fn(u16) -> serde_json::Value) -> Response {
     super::http::json_response(status_code(status), &error_body(status))
 }
@@ -184,4 +217,27 @@ pub(crate) fn rfc6749_fault_body(status: u16) -> serde_json::Value {
         "error": error,
         "error_description": format!("mock fault: HTTP {status}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_round_up_and_saturate() {
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        let example = 1_445_412_480; // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(
+            http_date_after(at(example), Duration::from_secs(90)),
+            "Wed, 21 Oct 2015 07:29:30 GMT"
+        );
+        assert_eq!(
+            http_date_after(at(example) + Duration::from_millis(1), Duration::ZERO),
+            "Wed, 21 Oct 2015 07:28:01 GMT"
+        );
+        assert_eq!(
+            http_date_after(at(example), Duration::MAX),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+    }
 }

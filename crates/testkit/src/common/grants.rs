@@ -20,12 +20,67 @@ pub(crate) struct CodeGrant {
     pub(crate) used: bool,
 }
 
-/// A refresh token and whether it was already rotated away.
+/// The chain of refresh tokens (and their access tokens) descended from one
+/// authorization: a code exchange starts one, each rotation keeps it.
+pub(crate) type Family = u64;
+
+/// A refresh token: whether it was already rotated away (spent) or revoked
+/// with its whole family.
 #[derive(Debug, Clone)]
 pub(crate) struct RefreshGrant {
     pub(crate) scope: String,
     pub(crate) expires_at: SystemTime,
     pub(crate) spent: bool,
+    pub(crate) revoked: bool,
+    pub(crate) family: Family,
+}
+
+/// One successful refresh-token rotation, as the mock committed it: the
+/// refresh token presented, the one issued in its place, and when (wall
+/// clock, [`SystemTime::now`], not the mock's configured clock) the mock
+/// had spent the old one and issued the new one, before the response was
+/// sent. Its `Debug` shows only the tokens' non-random prefix
+/// (`hike_rt_2_[redacted]`).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rotation {
+    /// The refresh token that was spent.
+    pub old_refresh_token: String,
+    /// The refresh token issued in its place.
+    pub new_refresh_token: String,
+    /// When the rotation was committed (system time).
+    pub committed_at: SystemTime,
+}
+
+impl fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rotation")
+            .field("old_refresh_token", &Redacted(&self.old_refresh_token))
+            .field("new_refresh_token", &Redacted(&self.new_refresh_token))
+            .field("committed_at", &self.committed_at)
+            .finish()
+    }
+}
+
+/// A mock token shown as its non-random prefix: `{prefix}_rt_{n}_` is
+/// kept and the random tail redacted; anything else is fully redacted.
+struct Redacted<'a>(&'a str);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = self.0.splitn(4, '_');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(prefix), Some(kind @ ("rt" | "at")), Some(n), Some(_))
+                if !prefix.is_empty()
+                    && prefix.bytes().all(|b| b.is_ascii_alphabetic())
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                write!(f, "\"{prefix}_{kind}_{n}_[redacted]\"")
+            }
+            _ => f.write_str("\"[redacted]\""),
+        }
+    }
 }
 
 /// Why a code or refresh token was refused.
@@ -33,6 +88,7 @@ pub(crate) struct RefreshGrant {
 pub(crate) enum GrantError {
     Unknown,
     AlreadyUsed,
+    Revoked,
     Expired,
     ClientMismatch,
     RedirectMismatch,
@@ -43,6 +99,7 @@ impl fmt::Display for GrantError {
         f.write_str(match self {
             GrantError::Unknown => "unknown grant",
             GrantError::AlreadyUsed => "grant already used",
+            GrantError::Revoked => "grant was revoked",
             GrantError::Expired => "grant expired",
             GrantError::ClientMismatch => "grant was issued to another client",
             GrantError::RedirectMismatch => "redirect URI does not match the authorization request",
@@ -57,14 +114,39 @@ pub(crate) struct IssuedTokens {
     pub(crate) refresh_token: String,
 }
 
-/// Everything a mock has issued.
-#[derive(Debug, Default)]
+/// What the mock does when a spent refresh token is presented again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnReuse {
+    /// Refuse it (`invalid_grant`) and nothing more.
+    Refuse,
+    /// Refuse it and revoke its whole family (RFC 9700 §4.14.2).
+    RevokeFamily,
+}
+
+/// Everything a mock has issued. Its `Debug` shows counts, never tokens.
+#[derive(Default)]
 pub(crate) struct Grants {
     codes: HashMap<String, CodeGrant>,
     refresh_tokens: HashMap<String, RefreshGrant>,
     access_tokens_issued: usize,
+    families: Family,
+    refresh_token_reuses: usize,
+    rotations: Vec<Rotation>,
     /// The issued access tokens, for the protected API.
     pub(crate) access_tokens: AccessTokens,
+}
+
+impl fmt::Debug for Grants {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grants")
+            .field("codes", &self.codes.len())
+            .field("refresh_tokens", &self.refresh_tokens.len())
+            .field("access_tokens_issued", &self.access_tokens_issued)
+            .field("families", &self.families)
+            .field("refresh_token_reuses", &self.refresh_token_reuses)
+            .field("rotations", &self.rotations.len())
+            .finish()
+    }
 }
 
 impl Grants {
@@ -135,16 +217,58 @@ impl Grants {
         self.access_tokens_issued
     }
 
-    /// Issues an access token and a refresh token valid for `refresh_lifetime`.
-    pub(crate) fn issue_pair(
+    /// Redeems `code` (see [`Grants::redeem_code`]) and issues the first
+    /// pair of a new family. Returns the tokens and the granted scope.
+    pub(crate) fn exchange_code(
+        &mut self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        prefix: &str,
+        now: SystemTime,
+        refresh_lifetime: Duration,
+    ) -> Result<(IssuedTokens, String), GrantError> {
+        let grant = self.redeem_code(code, client_id, redirect_uri, now)?;
+        self.families += 1;
+        let family = self.families;
+        let tokens = self.issue_pair(prefix, &grant.scope, family, now, refresh_lifetime);
+        Ok((tokens, grant.scope))
+    }
+
+    /// Rotates `refresh_token`: spends it (see
+    /// [`Grants::spend_refresh_token`]), issues a new pair in the same
+    /// family and logs the [`Rotation`]. Returns the tokens and the scope.
+    pub(crate) fn rotate_refresh_token(
+        &mut self,
+        refresh_token: &str,
+        on_reuse: OnReuse,
+        prefix: &str,
+        now: SystemTime,
+        refresh_lifetime: Duration,
+    ) -> Result<(IssuedTokens, String), GrantError> {
+        let grant = self.spend_refresh_token(refresh_token, now, on_reuse)?;
+        let tokens = self.issue_pair(prefix, &grant.scope, grant.family, now, refresh_lifetime);
+        self.rotations.push(Rotation {
+            old_refresh_token: refresh_token.to_owned(),
+            new_refresh_token: tokens.refresh_token.clone(),
+            committed_at: SystemTime::now(),
+        });
+        Ok((tokens, grant.scope))
+    }
+
+    /// Issues an access token and a refresh token valid for
+    /// `refresh_lifetime`, both in `family`.
+    fn issue_pair(
         &mut self,
         prefix: &str,
         scope: &str,
+        family: Family,
         now: SystemTime,
         refresh_lifetime: Duration,
     ) -> IssuedTokens {
         let access_token = self.issue_access_token(prefix);
-        self.access_tokens.record(&access_token, scope, now);
+        self.access_tokens
+            .record(&access_token, scope, now, Some(family));
         let refresh_token = format!(
             "{prefix}_rt_{}_{}",
             self.access_tokens_issued,
@@ -156,6 +280,8 @@ impl Grants {
                 scope: scope.to_owned(),
                 expires_at: now + refresh_lifetime,
                 spent: false,
+                revoked: false,
+                family,
             },
         );
         IssuedTokens {
@@ -164,18 +290,34 @@ impl Grants {
         }
     }
 
-    /// Spends `refresh_token` (rotation): it must exist, be unspent and unexpired.
-    pub(crate) fn spend_refresh_token(
+    /// Spends `refresh_token`: it must exist, be unspent, unrevoked and
+    /// unexpired. A spent one presented again counts as a reuse and, with
+    /// [`OnReuse::RevokeFamily`], revokes its family.
+    fn spend_refresh_token(
         &mut self,
         refresh_token: &str,
         now: SystemTime,
+        on_reuse: OnReuse,
     ) -> Result<RefreshGrant, GrantError> {
         let grant = self
             .refresh_tokens
             .get_mut(refresh_token)
             .ok_or(GrantError::Unknown)?;
         if grant.spent {
+            let family = grant.family;
+            self.refresh_token_reuses += 1;
+            if on_reuse == OnReuse::RevokeFamily {
+                let revoked = self.revoke_family(family);
+                tracing::debug!(
+                    family,
+                    revoked,
+                    "mock: refresh token reused, family revoked"
+                );
+            }
             return Err(GrantError::AlreadyUsed);
+        }
+        if grant.revoked {
+            return Err(GrantError::Revoked);
         }
         if now >= grant.expires_at {
             return Err(GrantError::Expired);
@@ -184,15 +326,90 @@ impl Grants {
         Ok(grant.clone())
     }
 
+    /// Revokes every refresh token of `family` and their access tokens;
+    /// returns how many tokens were still usable.
+    fn revoke_family(&mut self, family: Family) -> usize {
+        let refresh = self
+            .refresh_tokens
+            .values_mut()
+            .filter(|g| g.family == family && !g.spent && !g.revoked)
+            .map(|g| g.revoked = true)
+            .count();
+        refresh + self.access_tokens.revoke_family(family)
+    }
+
     /// Whether `refresh_token` would currently be accepted.
     pub(crate) fn is_refresh_token_valid(&self, refresh_token: &str, now: SystemTime) -> bool {
         self.refresh_tokens
             .get(refresh_token)
-            .is_some_and(|g| !g.spent && now < g.expires_at)
+            .is_some_and(|g| !g.spent && !g.revoked && now < g.expires_at)
+    }
+
+    /// How many times a spent refresh token was presented again.
+    pub(crate) fn refresh_token_reuses(&self) -> usize {
+        self.refresh_token_reuses
+    }
+
+    /// Every successful rotation, in order.
+    pub(crate) fn rotations(&self) -> Vec<Rotation> {
+        self.rotations.clone()
     }
 
     /// How many access tokens were issued.
     pub(crate) fn access_tokens_issued(&self) -> usize {
         self.access_tokens_issued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_keeps_only_the_mock_prefix() {
+        let shown = |token: &str| format!("{:?}", Redacted(token));
+        assert_eq!(shown("hike_rt_12_a_b-c"), r#""hike_rt_12_[redacted]""#);
+        assert_eq!(shown("hs_at_3_xyz"), r#""hs_at_3_[redacted]""#);
+        for opaque in [
+            "secret",
+            "hike_rt_x_abc",
+            "hike_rt_1",
+            "a-b_rt_1_c",
+            "_rt_1_c",
+        ] {
+            assert_eq!(shown(opaque), r#""[redacted]""#, "{opaque}");
+        }
+    }
+
+    #[test]
+    fn families_are_revoked_on_reuse_only_when_asked() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let day = Duration::from_secs(86_400);
+        let mut grants = Grants::default();
+        for on_reuse in [OnReuse::Refuse, OnReuse::RevokeFamily] {
+            let code = grants.issue_code("c", "r", "all", now);
+            let (first, _) = grants
+                .exchange_code(&code, "c", "r", "t", now, day)
+                .unwrap();
+            let rotate = |grants: &mut Grants, token: &str| {
+                grants.rotate_refresh_token(token, on_reuse, "t", now, day)
+            };
+            let (second, scope) = rotate(&mut grants, &first.refresh_token).unwrap();
+            assert_eq!(scope, "all");
+            let reuse = rotate(&mut grants, &first.refresh_token).unwrap_err();
+            assert_eq!(reuse, GrantError::AlreadyUsed);
+            let revoked = on_reuse == OnReuse::RevokeFamily;
+            assert_eq!(
+                grants.is_refresh_token_valid(&second.refresh_token, now),
+                !revoked
+            );
+            let api = grants.access_tokens.check(&second.access_token, now, day);
+            assert_eq!(api.is_ok(), !revoked);
+        }
+        assert_eq!(grants.refresh_token_reuses(), 2);
+        assert_eq!(grants.rotations().len(), 2);
+        let debug = format!("{grants:?}");
+        assert!(debug.contains("families: 2"), "{debug}");
+        assert!(!debug.contains("t_rt_"), "{debug}");
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod wire_faults;
 
 pub use config::MockConfig;
 pub use faults::{Fault, ResponseStyle};
+pub use grants::Rotation;
 pub use recording::RecordedRequest;
 
 use url::Url;
@@ -71,6 +72,14 @@ pub trait MockProvider: Send + Sync {
     /// Whether the refresh token would be accepted now: false for spent
     /// (rotated), unknown or expired ones. Always false for the partner.
     fn is_refresh_token_valid(&self, refresh_token: &str) -> bool;
+    /// How many times a spent (rotated) refresh token was presented again.
+    /// Each such attempt is refused; with
+    /// [`MockConfig::revoke_on_reuse`] it also revokes the token's family.
+    /// Always 0 for the partner.
+    fn refresh_token_reuses(&self) -> usize;
+    /// Every successful refresh-token rotation, in order, with the wall-clock
+    /// time it was committed. Always empty for the partner.
+    fn rotations(&self) -> Vec<Rotation>;
     /// How many access tokens were issued in total.
     fn issued_access_tokens(&self) -> usize;
     /// Revokes every access token issued so far, as a provider does when
@@ -127,6 +136,12 @@ macro_rules! impl_mock_provider {
             }
             fn is_refresh_token_valid(&self, refresh_token: &str) -> bool {
                 self.core.is_refresh_token_valid(refresh_token)
+            }
+            fn refresh_token_reuses(&self) -> usize {
+                self.core.shared.lock().grants.refresh_token_reuses()
+            }
+            fn rotations(&self) -> Vec<$crate::Rotation> {
+                self.core.shared.lock().grants.rotations()
             }
             fn issued_access_tokens(&self) -> usize {
                 self.core.issued_access_tokens()

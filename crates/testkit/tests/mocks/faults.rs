@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use oauth2_adapters_testkit::{
     Fault, HikeMock, HyperSkuMock, MockConfig, MockProvider, PartnerMock,
@@ -118,5 +118,53 @@ async fn fault_bodies_use_the_provider_error_shape() -> TestResult {
     assert_eq!(status, 200);
     assert!(body["access_token"].is_string());
     assert_eq!(partner.issued_access_tokens(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn retry_after_date_sends_a_well_formed_http_date() -> TestResult {
+    let mock = HikeMock::start(MockConfig::default()).await?;
+    mock.push_fault(Fault::RetryAfterDate {
+        status: 503,
+        after: Duration::from_secs(120),
+    });
+    let before = SystemTime::now();
+    let response = client().post(mock.token_url()).send().await?;
+    let after = SystemTime::now();
+    assert_eq!(response.status().as_u16(), 503);
+    let value = response
+        .headers()
+        .get("retry-after")
+        .ok_or("no Retry-After")?
+        .to_str()?
+        .to_owned();
+    let headers = response.headers().clone();
+    assert_eq!(response.text().await?, "Service Unavailable");
+
+    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT", 29 characters, and it
+    // survives a parse/format round trip unchanged.
+    assert_eq!(value.len(), 29, "{value}");
+    assert!(value.ends_with(" GMT"), "{value}");
+    let date = httpdate::parse_http_date(&value)?;
+    assert_eq!(httpdate::fmt_http_date(date), value);
+    // 120 s after the request, rounded up to a whole second.
+    let earliest = before + Duration::from_secs(119);
+    let latest = after + Duration::from_secs(121);
+    assert!(date >= earliest && date <= latest, "{value}");
+
+    // The core reads it back as a delay of about two minutes.
+    let parsed = oauth2_adapters_core::HttpResponse {
+        status: 503,
+        headers,
+        body: Default::default(),
+    };
+    let delay = parsed.retry_after().ok_or("the core did not parse it")?;
+    assert!(
+        delay > Duration::from_secs(110) && delay <= Duration::from_secs(121),
+        "{delay:?}"
+    );
+    // The fault was one-shot and left nothing behind.
+    assert_eq!(mock.issued_access_tokens(), 0);
+    assert_eq!(mock.token_requests().len(), 1);
     Ok(())
 }

@@ -5,6 +5,7 @@ mod hike;
 mod hypersku;
 mod partner;
 mod recording;
+mod rotation;
 
 use std::error::Error;
 

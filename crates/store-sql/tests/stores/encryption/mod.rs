@@ -115,7 +115,8 @@ macro_rules! encryption_suite {
             an_altered_value_is_rejected,
             a_value_moved_to_another_row_or_field_is_rejected,
             clear_text_rows_are_read_then_encrypted_by_the_next_write,
-            misconfigurations_are_typed_errors
+            misconfigurations_are_typed_errors,
+            tricky_values_round_trip
         );
     };
     (@tests $store:expr; $($check:ident),+) => {
@@ -333,6 +334,7 @@ pub(crate) async fn misconfigurations_are_typed_errors(plain: impl Encrypted) {
     assert!(plain.load(&key).await.unwrap().is_none());
 }
 
+mod encoding;
 mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -340,4 +342,5 @@ mod rotation;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub(crate) use encoding::*;
 pub(crate) use rotation::*;

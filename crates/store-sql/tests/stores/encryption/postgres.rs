@@ -100,6 +100,11 @@ async fn rotation_rewrites_every_row_under_the_current_key() {
 }
 
 #[tokio::test]
+async fn tricky_values_survive_gaining_keys() {
+    in_fresh_schema(|store, _| super::tricky_values_survive_gaining_keys(store)).await;
+}
+
+#[tokio::test]
 async fn rotation_stops_at_an_unreadable_row() {
     in_fresh_schema(|store, _| super::rotation_stops_at_an_unreadable_row(store)).await;
 }

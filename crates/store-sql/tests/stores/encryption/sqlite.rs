@@ -86,6 +86,11 @@ async fn rotation_rewrites_every_row_under_the_current_key() {
 }
 
 #[tokio::test]
+async fn tricky_values_survive_gaining_keys() {
+    super::tricky_values_survive_gaining_keys(plain().await.unwrap()).await;
+}
+
+#[tokio::test]
 async fn rotation_stops_at_an_unreadable_row() {
     super::rotation_stops_at_an_unreadable_row(plain().await.unwrap()).await;
 }
