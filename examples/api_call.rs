@@ -56,7 +56,7 @@ async fn main() -> Result<(), BoxError> {
                 println!("   token manager: refreshed {key}, now version {version}");
             }
         })
-        .build();
+        .build()?;
     let key = TokenKey::new(provider.id(), "hs-user-1");
     let first = manager.insert(key.clone(), token).await?;
     let api = ClientBuilder::new(reqwest::Client::new())

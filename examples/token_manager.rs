@@ -8,7 +8,10 @@
 //!
 //! By default it starts the testkit's Hike on 127.0.0.1 (tokens live 4 s, so
 //! refreshes happen while you watch), signs in `--accounts` stores (default
-//! 20), and keeps the tokens in a SQLite file in the temp directory.
+//! 20), and keeps the tokens in a SQLite file in a directory only you can
+//! read (`~/.local/share/oauth2-adapters-examples/`, mode 0700; the file is
+//! 0600). On Ctrl-C or SIGTERM it shuts the manager down cleanly: running
+//! refreshes finish and pending writes land before it exits.
 //!
 //! To share state between two running copies, give both the same
 //! `--postgres URL` and the same provider: run the first copy, then start the
@@ -20,7 +23,11 @@
 //! sends a spent refresh token.
 //!
 //! Options: `--seconds N` (default 10), `--prefix P` (account name prefix,
-//! default `store-`), `--sqlite PATH`, `--quiet` (print only the summary line).
+//! default `store-`), `--sqlite PATH`, `--quiet` (print only the summary
+//! line), `--max-concurrent N` (background refreshes at once, default 4),
+//! `--http-timeout-ms N` (per token request, default 2000; no retries), and
+//! `--lease-ms N` / `--in-doubt-grace-ms N` (the refresh lease and how long
+//! a lapsed one blocks its refresh token; defaults 3000 and 600000).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,10 +38,10 @@ use oauth2_adapters::manager::{RefresherConfig, Renewer, TokenEvent, TokenManage
 use oauth2_adapters::store_sql::{PostgresStore, SqliteStore};
 use oauth2_adapters::testkit::{HikeMock, MockConfig, MockProvider};
 use oauth2_adapters::{
-    AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials, Provider,
-    TokenKey, TokenStore,
+    AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials, Context,
+    HttpConfig, Provider, RetryPolicy, TokenKey, TokenStore,
 };
-use oauth2_adapters_examples::BoxError;
+use oauth2_adapters_examples::{private_data_dir, shutdown_signal, BoxError};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
 
@@ -48,6 +55,10 @@ struct Options {
     seconds: u64,
     prefix: String,
     quiet: bool,
+    max_concurrent: usize,
+    http_timeout: Duration,
+    lease: Duration,
+    in_doubt_grace: Duration,
 }
 
 fn options() -> Result<Options, BoxError> {
@@ -62,6 +73,10 @@ fn options() -> Result<Options, BoxError> {
         seconds: 10,
         prefix: "store-".into(),
         quiet: false,
+        max_concurrent: 4,
+        http_timeout: Duration::from_millis(2000),
+        lease: Duration::from_millis(3000),
+        in_doubt_grace: Duration::from_secs(600),
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -75,6 +90,10 @@ fn options() -> Result<Options, BoxError> {
             "--seconds" => o.seconds = value()?.parse()?,
             "--prefix" => o.prefix = value()?,
             "--quiet" => o.quiet = true,
+            "--max-concurrent" => o.max_concurrent = value()?.parse()?,
+            "--http-timeout-ms" => o.http_timeout = Duration::from_millis(value()?.parse()?),
+            "--lease-ms" => o.lease = Duration::from_millis(value()?.parse()?),
+            "--in-doubt-grace-ms" => o.in_doubt_grace = Duration::from_millis(value()?.parse()?),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -86,7 +105,7 @@ async fn open_store(o: &Options) -> Result<Arc<dyn TokenStore>, BoxError> {
         (Some(url), _) => Arc::new(PostgresStore::connect(url).await?),
         (None, Some(path)) => Arc::new(SqliteStore::open(path).await?),
         (None, None) => {
-            let path = std::env::temp_dir().join("oauth2-adapters-token-manager.sqlite");
+            let path = private_data_dir()?.join("token-manager.sqlite");
             Arc::new(SqliteStore::open(path).await?)
         }
     })
@@ -121,7 +140,16 @@ async fn main() -> Result<(), BoxError> {
             credentials.client_id
         );
     }
-    let hike = Arc::new(Hike::builder(credentials).base_url(hike_url).build()?);
+    // Short requests without retries, so a short lease still covers the
+    // longest one (the builder checks it).
+    let context = Context::with_http_config(&HttpConfig::default().with_timeout(o.http_timeout))?
+        .with_retry_policy(RetryPolicy::never());
+    let hike = Arc::new(
+        Hike::builder(credentials)
+            .base_url(hike_url)
+            .context(context)
+            .build()?,
+    );
     let refreshes = Arc::new(AtomicUsize::new(0));
     let store = open_store(&o).await?;
     let manager = {
@@ -130,8 +158,8 @@ async fn main() -> Result<(), BoxError> {
         TokenManager::builder()
             .store(store.clone())
             .renewer(Renewer::refresh_token(hike.clone()))
-            // A crashed copy's lease lapses after 5 s (refreshes take milliseconds).
-            .lease(Duration::from_secs(5), Duration::from_millis(50))
+            .lease(o.lease, Duration::from_millis(50))
+            .in_doubt_grace(o.in_doubt_grace)
             .on_event(move |event| {
                 if let TokenEvent::Refreshed { .. } = event {
                     refreshes.fetch_add(1, Ordering::Relaxed);
@@ -140,7 +168,7 @@ async fn main() -> Result<(), BoxError> {
                     println!("event: {event:?}");
                 }
             })
-            .build()
+            .build()?
     };
 
     // Sign stores in (with the testkit, no browser is needed). Accounts left
@@ -162,7 +190,10 @@ async fn main() -> Result<(), BoxError> {
                 .await?;
         }
     }
-    manager.warm().await?;
+    let warmed = manager.warm().await?;
+    for unreadable in &warmed.unreadable {
+        eprintln!("skipped {}: {}", unreadable.key, unreadable.error);
+    }
     // The stores this copy serves: every Hike account with the prefix.
     let keys: Vec<TokenKey> = store
         .keys()
@@ -173,12 +204,15 @@ async fn main() -> Result<(), BoxError> {
     let _refresher = manager.spawn_background_refresher(
         RefresherConfig::default()
             .with_tick(Duration::from_millis(100))
-            .with_max_concurrent(4),
+            .with_max_concurrent(o.max_concurrent),
     );
 
-    // The service loop: every 100 ms, "call the API" for every store.
+    // The service loop: every 100 ms, "call the API" for every store,
+    // until the time is up or a Ctrl-C / SIGTERM arrives.
     let (mut gets, mut errors) = (0usize, 0usize);
     let started = Instant::now();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
     while started.elapsed() < Duration::from_secs(o.seconds) {
         for key in &keys {
             gets += 1;
@@ -187,7 +221,18 @@ async fn main() -> Result<(), BoxError> {
                 eprintln!("{key}: {error}");
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            () = &mut signal => break,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    // Finish running refreshes and land pending writes before exiting.
+    let report = manager.shutdown(Duration::from_secs(10)).await;
+    for lost in &report.unpersisted {
+        eprintln!("{}: a refreshed token could not be stored", lost.key);
+    }
+    for key in &report.abandoned_refreshes {
+        eprintln!("{key}: a refresh was still running at the shutdown deadline");
     }
     println!(
         "summary: accounts={} gets={gets} errors={errors} refreshes={}",

@@ -173,3 +173,68 @@ pub fn env_var(name: &str) -> Result<String, BoxError> {
 pub fn sandbox_requested() -> bool {
     std::env::args().any(|arg| arg == "--sandbox")
 }
+
+/// Resolves on Ctrl-C, or on SIGTERM on Unix (what a service manager or
+/// `kill` sends): the moment to call `TokenManager::shutdown`.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// A directory only the current user can read, for the examples' token
+/// databases: `$XDG_DATA_HOME/oauth2-adapters-examples`, else
+/// `~/.local/share/oauth2-adapters-examples`, created with mode 0700 (and
+/// refused if it exists with wider permissions or belongs to someone else).
+/// Never a fixed path under the shared temp directory, which another local
+/// user could create first and read.
+pub fn private_data_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::io::{Error, ErrorKind};
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/share"))
+        })
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "neither XDG_DATA_HOME nor HOME is set"))?;
+    let dir = base.join("oauth2-adapters-examples");
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(&dir)?;
+        let meta = std::fs::symlink_metadata(&dir)?;
+        // The directory must belong to whoever owns the base (the user's
+        // own data directory), not to another user who created it first.
+        let owner = std::fs::metadata(&base)?.uid();
+        if !meta.is_dir() || meta.uid() != owner {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("{} is not a directory of this user", dir.display()),
+            ));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    builder.create(&dir)?;
+    Ok(dir)
+}

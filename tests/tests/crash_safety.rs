@@ -62,7 +62,7 @@ async fn killed_workers_lose_no_refresh_token_they_received() {
     };
     let seed = TokenManager::builder()
         .store(Arc::new(store.clone()))
-        .build();
+        .build().unwrap();
     let mut keys = Vec::new();
     for i in 0..ACCOUNTS {
         let key = TokenKey::new(fx.provider.id(), &format!("crash-{i}"));

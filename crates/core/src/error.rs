@@ -121,6 +121,69 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The token manager did not try to renew the token now, because trying
+    /// could not help or could do harm: the key's last refresh failed and it
+    /// is backing off, another instance's refresh is in doubt or still
+    /// running, or the manager is shutting down. Nothing was sent.
+    #[error("token not renewed now: {reason}{}", fmt_retry_after(*retry_after))]
+    RefreshDeferred {
+        /// Why.
+        reason: DeferredReason,
+        /// When trying again may help.
+        retry_after: Option<Duration>,
+    },
+    /// A bug: code the library runs (an adapter, a store, a hook) panicked.
+    /// The panic's message is not kept (it could hold anything); it was
+    /// logged where it happened.
+    #[error("internal error: {what} panicked")]
+    Internal {
+        /// What panicked, e.g. `the refresh of hike|store-1|`.
+        what: String,
+    },
+}
+
+fn fmt_retry_after(retry_after: Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |d| {
+        format!(" (retry in {} ms)", d.as_millis())
+    })
+}
+
+/// Why the token manager deferred a renewal ([`Error::RefreshDeferred`]).
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum DeferredReason {
+    /// The key's last refresh failed with `last`; the manager retries after
+    /// a backoff instead of on every call.
+    Backoff {
+        /// The error the last refresh ended with.
+        last: Box<Error>,
+    },
+    /// Another instance took the refresh lease for the stored token and let
+    /// it lapse without storing a result: it may have spent the refresh
+    /// token and still hold its successor, so sending the stored refresh
+    /// token again could spend it twice. The manager waits for that
+    /// instance's write (or for the in-doubt grace to pass).
+    InDoubt,
+    /// Another instance is refreshing the token and did not finish within
+    /// the wait.
+    OtherInstanceRefreshing,
+    /// The manager is shutting down and starts no refresh.
+    ShuttingDown,
+}
+
+impl fmt::Display for DeferredReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Backoff { last } => write!(f, "the last refresh failed ({last})"),
+            Self::InDoubt => f.write_str(
+                "another instance's refresh is in doubt (its lease lapsed before it stored a result)",
+            ),
+            Self::OtherInstanceRefreshing => {
+                f.write_str("another instance is still refreshing the token")
+            }
+            Self::ShuttingDown => f.write_str("the token manager is shutting down"),
+        }
+    }
 }
 
 /// A `Result` with this crate's [`Error`].
@@ -161,7 +224,9 @@ impl Error {
                 ) || status.is_some_and(is_retryable_status)
             }
             Self::Store { .. } => true,
+            Self::RefreshDeferred { reason, .. } => !matches!(reason, DeferredReason::ShuttingDown),
             Self::InvalidResponse { .. }
+            | Self::Internal { .. }
             | Self::StateMismatch
             | Self::AuthorizationDenied { .. }
             | Self::AuthorizationFailed { .. }
@@ -176,6 +241,11 @@ impl Error {
     pub fn requires_reauthorization(&self) -> bool {
         match self {
             Self::ReauthorizationRequired { .. } => true,
+            Self::RefreshDeferred {
+                reason: DeferredReason::Backoff { last },
+                ..
+            } => last.requires_reauthorization(),
+            Self::RefreshDeferred { .. } | Self::Internal { .. } => false,
             Self::Provider { .. }
             | Self::HttpStatus { .. }
             | Self::Transport { .. }
@@ -201,9 +271,9 @@ impl Error {
     /// How long the provider asked to wait (`Retry-After`), when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Provider { retry_after, .. } | Self::HttpStatus { retry_after, .. } => {
-                *retry_after
-            }
+            Self::Provider { retry_after, .. }
+            | Self::HttpStatus { retry_after, .. }
+            | Self::RefreshDeferred { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

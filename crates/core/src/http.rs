@@ -67,12 +67,14 @@ impl HttpConfig {
 pub struct HttpClient {
     inner: reqwest::Client,
     max_response_bytes: usize,
+    timeout: Duration,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -227,7 +229,14 @@ impl HttpClient {
         Ok(Self {
             inner,
             max_response_bytes: config.max_response_bytes,
+            timeout: config.timeout,
         })
+    }
+
+    /// The longest one request may take, connecting and reading the whole
+    /// response included ([`HttpConfig::timeout`]).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The underlying `reqwest` client, to build requests with.

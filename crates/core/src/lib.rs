@@ -20,7 +20,9 @@ pub use authorize::{
     AuthorizeRequest, AuthorizeUrlParams, CallbackParams, PendingAuthorization, VerifiedCode,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, ErrorCode, ReauthorizationReason, Result, TransportErrorKind};
+pub use error::{
+    DeferredReason, Error, ErrorCode, ReauthorizationReason, Result, TransportErrorKind,
+};
 pub use http::{HttpClient, HttpConfig, HttpResponse};
 pub use json_response::JsonResponse;
 pub use provider::{

@@ -15,6 +15,9 @@
 //! | `oauth2_adapters_manager_cache_hits_total` | counter | — | reads served from the cache |
 //! | `oauth2_adapters_manager_refreshes_total` | counter | `provider`, `outcome` | refreshes run by the manager |
 //! | `oauth2_adapters_manager_coalesced_waiters_total` | counter | `provider` | callers that joined a refresh already in flight |
+//! | `oauth2_adapters_manager_persist_duration_seconds` | histogram | `provider` | from a refreshed token's arrival to its durable commit (the window a crash can lose it in) |
+//! | `oauth2_adapters_manager_pending_writes` | gauge | — | refreshed tokens held in memory because the store did not take them yet |
+//! | `oauth2_adapters_manager_hook_panics_total` | counter | — | `on_event` hooks that panicked (and were isolated) |
 //!
 //! `outcome` of a token request is one of `success`, `provider_error`,
 //! `http_status`, `transport`, `invalid_response`,
@@ -39,6 +42,30 @@ pub const MANAGER_CACHE_HITS_TOTAL: &str = "oauth2_adapters_manager_cache_hits_t
 pub const MANAGER_REFRESHES_TOTAL: &str = "oauth2_adapters_manager_refreshes_total";
 /// Callers that joined a refresh already in flight.
 pub const MANAGER_COALESCED_WAITERS_TOTAL: &str = "oauth2_adapters_manager_coalesced_waiters_total";
+
+/// From a refreshed token's arrival to its durable commit, in seconds.
+pub const MANAGER_PERSIST_DURATION_SECONDS: &str =
+    "oauth2_adapters_manager_persist_duration_seconds";
+/// Refreshed tokens held in memory because the store did not take them yet.
+pub const MANAGER_PENDING_WRITES: &str = "oauth2_adapters_manager_pending_writes";
+/// `on_event` hooks that panicked.
+pub const MANAGER_HOOK_PANICS_TOTAL: &str = "oauth2_adapters_manager_hook_panics_total";
+
+pub(crate) fn persist_duration(provider: &ProviderId, duration: Duration) {
+    metrics::histogram!(
+        MANAGER_PERSIST_DURATION_SECONDS,
+        "provider" => provider_label(provider),
+    )
+    .record(duration.as_secs_f64());
+}
+
+pub(crate) fn pending_writes(count: usize) {
+    metrics::gauge!(MANAGER_PENDING_WRITES).set(count as f64);
+}
+
+pub(crate) fn hook_panic() {
+    metrics::counter!(MANAGER_HOOK_PANICS_TOTAL).increment(1);
+}
 
 fn provider_label(provider: &ProviderId) -> String {
     provider.as_str().to_owned()

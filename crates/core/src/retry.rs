@@ -120,6 +120,21 @@ impl RetryPolicy {
         self.max_attempts
     }
 
+    /// The longest a token request with its retries can take, when one
+    /// attempt takes at most `timeout`: no retry starts later than
+    /// [`RetryPolicy::with_max_elapsed`] after the first attempt began, so
+    /// the last one ends by then plus `timeout`.
+    pub fn worst_case(&self, timeout: Duration) -> Duration {
+        if self.max_attempts <= 1 {
+            timeout
+        } else {
+            let retries = timeout
+                .saturating_mul(self.max_attempts - 1)
+                .saturating_add(self.max_elapsed);
+            timeout.saturating_add(self.max_elapsed.min(retries))
+        }
+    }
+
     /// The backoff after `attempts_made` failed attempts: the exponential
     /// ceiling `initial × 2^(attempts_made − 1)` (capped), jittered to
     /// between half and all of it so that clients do not retry in step.

@@ -1,7 +1,10 @@
 //! [`BearerAuth`]: the token manager's access token on every request, one
 //! forced refresh and one retry on a 401.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::header::AUTHORIZATION;
@@ -20,6 +23,50 @@ use reqwest_middleware::{Middleware, Next};
 pub struct BearerAuth {
     manager: TokenManager,
     key: TokenKey,
+    pacer: Arc<ForcedRefreshPacer>,
+}
+
+/// The default of [`BearerAuth::with_forced_refresh_interval`].
+pub const DEFAULT_FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Entries kept before old ones are pruned.
+const PACER_PRUNE_AT: usize = 4096;
+
+/// Remembers, per key, when a 401 last forced a refresh and which token
+/// version that refresh gave: a 401 on that token (or a newer one) within
+/// the interval is not worth another refresh.
+struct ForcedRefreshPacer {
+    interval: Duration,
+    last: Mutex<HashMap<TokenKey, (Instant, u64)>>,
+}
+
+impl ForcedRefreshPacer {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, (Instant, u64)>> {
+        self.last.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// True when a refresh forced for `key` within the interval already
+    /// produced `rejected` or a newer token.
+    fn is_paced(&self, key: &TokenKey, rejected: &AccessToken) -> bool {
+        self.lock().get(key).is_some_and(|(at, version)| {
+            rejected.version() >= *version && at.elapsed() < self.interval
+        })
+    }
+
+    fn forced(&self, key: &TokenKey, fresh: &AccessToken) {
+        let mut last = self.lock();
+        if last.len() >= PACER_PRUNE_AT {
+            last.retain(|_, (at, _)| at.elapsed() < self.interval);
+        }
+        last.insert(key.clone(), (Instant::now(), fresh.version()));
+    }
 }
 
 impl BearerAuth {
@@ -27,7 +74,21 @@ impl BearerAuth {
     /// is a shared handle: pass a clone of the one the application uses).
     /// A request's own [`TokenKey`] extension overrides `key`.
     pub fn new(manager: TokenManager, key: TokenKey) -> Self {
-        Self { manager, key }
+        Self {
+            manager,
+            key,
+            pacer: Arc::new(ForcedRefreshPacer::new(DEFAULT_FORCED_REFRESH_INTERVAL)),
+        }
+    }
+
+    /// A 401 forces at most one refresh per key per `interval` (default
+    /// 30 s): a 401 on the token such a refresh gave, within the interval,
+    /// is returned to the caller as it is, so an API that keeps refusing
+    /// (a revoked grant, a missing permission) does not rotate the refresh
+    /// token on every request.
+    pub fn with_forced_refresh_interval(mut self, interval: Duration) -> Self {
+        self.pacer = Arc::new(ForcedRefreshPacer::new(interval));
+        self
     }
 
     /// The key used for requests without a [`TokenKey`] extension.
@@ -60,11 +121,18 @@ impl Middleware for BearerAuth {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
+        if self.pacer.is_paced(&key, &token) {
+            tracing::debug!(token.key = %key, "the API rejected a token refreshed moments ago: returning the 401 without another refresh");
+            return Ok(response);
+        }
         let fresh = self
             .manager
             .force_refresh(&key, &token)
             .await
             .map_err(middleware_error)?;
+        if fresh.version() > token.version() {
+            self.pacer.forced(&key, &fresh);
+        }
         let Some(mut replay) = replay else {
             tracing::debug!(token.key = %key, "the API rejected the access token; refreshed it, but the request body cannot be replayed: not retrying");
             return Ok(response);

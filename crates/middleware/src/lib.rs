@@ -31,12 +31,16 @@
 //!    returned as [`reqwest_middleware::Error::Middleware`] wrapping the
 //!    [`oauth2_adapters_core::Error`]: see [`token_error`].
 //! 3. Any status but 401 is returned as is.
-//! 4. On a 401, [`TokenManager::force_refresh`](oauth2_adapters_core::manager::TokenManager::force_refresh)
+//! 4. On a 401 for a token that a refresh forced by an earlier 401 gave
+//!    less than [`BearerAuth::with_forced_refresh_interval`] ago (30 s by
+//!    default), the 401 is returned as is: an API that keeps refusing does
+//!    not rotate the refresh token on every request.
+//! 5. On another 401, [`TokenManager::force_refresh`](oauth2_adapters_core::manager::TokenManager::force_refresh)
 //!    renews the rejected token (single-flighted per key: concurrent 401s
 //!    on one token cause one refresh; a caller whose token another task
 //!    already replaced gets the new token without a request). A failure
 //!    is returned as in rule 2.
-//! 5. The request is sent again, once, with the new token, and that
+//! 6. The request is sent again, once, with the new token, and that
 //!    response is returned whatever its status: never a second retry. It
 //!    is not sent again, and the 401 is returned, when its body cannot be
 //!    replayed ([`reqwest::Request::try_clone`] gives `None`: a stream; the
@@ -51,6 +55,6 @@
 
 mod bearer;
 
-pub use bearer::{token_error, BearerAuth};
+pub use bearer::{token_error, BearerAuth, DEFAULT_FORCED_REFRESH_INTERVAL};
 /// The `reqwest-middleware` this crate is built for (0.5, on reqwest 0.13).
 pub use reqwest_middleware;

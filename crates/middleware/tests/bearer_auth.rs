@@ -5,6 +5,7 @@
 mod fixture;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fixture::{client, requests_to, sign_in, Fixture};
 use oauth2_adapters_core::manager::TokenManager;
@@ -109,6 +110,30 @@ async fn a_401_that_persists_is_returned_after_one_retry() {
         "one request, one retry, no more"
     );
     assert_eq!(fx.refreshes(), 1, "one forced refresh");
+}
+
+#[tokio::test]
+async fn an_api_that_keeps_refusing_costs_one_forced_refresh_per_interval() {
+    let fx = Fixture::start().await;
+    let stranger = HikeMock::start(MockConfig::default()).await.unwrap();
+    let auth = BearerAuth::new(fx.manager.clone(), fx.key.clone())
+        .with_forced_refresh_interval(Duration::from_millis(400));
+    let client = client(auth, &fx.seen);
+    for _ in 0..20 {
+        let response = client.get(stranger.me_url()).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(fx.refreshes(), 1, "20 refusals, one forced refresh");
+    assert_eq!(
+        requests_to(&stranger, ME).len(),
+        21,
+        "one retry after the refresh, then each 401 returned as is"
+    );
+    // After the interval, a 401 may force one more refresh.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let response = client.get(stranger.me_url()).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(fx.refreshes(), 2);
 }
 
 #[tokio::test]
@@ -244,7 +269,7 @@ async fn fifty_concurrent_401s_cause_one_refresh() {
 #[tokio::test]
 async fn a_manager_without_the_key_or_renewer_never_sends() {
     let fx = Fixture::start().await;
-    let empty = TokenManager::builder().build();
+    let empty = TokenManager::builder().build().expect("the manager builds");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let api = client(BearerAuth::new(empty, fx.key.clone()), &seen);
 

@@ -95,7 +95,7 @@ impl ConnectApp {
             .fold(TokenManager::builder().store(store.clone()), |b, p| {
                 b.renewer(p.renewer.clone())
             })
-            .build();
+            .build()?;
 
         let redirect_uris = providers
             .iter()

@@ -33,7 +33,31 @@ impl Default for RefreshTiming {
 
 const JITTER_MAX_FRACTION: f64 = 0.1;
 
+/// The longest skew or jitter [`RefreshTiming::validate`] accepts.
+const MAX_TIMING: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 impl RefreshTiming {
+    /// Checks the settings: `max_skew_fraction` a number in `[0, 1]`,
+    /// `skew` and `jitter` at most ten years. The
+    /// [`TokenManagerBuilder`](crate::manager::TokenManagerBuilder) refuses
+    /// timing that fails this, with an [`Error::Configuration`](crate::Error::Configuration).
+    pub fn validate(&self) -> crate::Result<()> {
+        if !(0.0..=1.0).contains(&self.max_skew_fraction) {
+            return Err(crate::Error::configuration(format!(
+                "RefreshTiming::max_skew_fraction must be a number from 0 to 1, not {}",
+                self.max_skew_fraction
+            )));
+        }
+        for (name, value) in [("skew", self.skew), ("jitter", self.jitter)] {
+            if value > MAX_TIMING {
+                return Err(crate::Error::configuration(format!(
+                    "RefreshTiming::{name} must be at most ten years, not {value:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// When a token issued at `issued_at` and expiring at `expires_at`
     /// should be refreshed. `jitter_sample` is in `[0, 1)`.
     pub fn refresh_at(
@@ -42,14 +66,17 @@ impl RefreshTiming {
         expires_at: SystemTime,
         jitter_sample: f64,
     ) -> SystemTime {
+        // Never panics, even on settings `validate` refuses: a NaN fraction
+        // counts as 0.5, and no sum can overflow.
+        let unit = |x: f64, nan: f64| if x.is_nan() { nan } else { x.clamp(0.0, 1.0) };
         let lifetime = expires_at.duration_since(issued_at).unwrap_or_default();
         let skew = self
             .skew
-            .min(lifetime.mul_f64(self.max_skew_fraction.clamp(0.0, 1.0)));
+            .min(lifetime.mul_f64(unit(self.max_skew_fraction, 0.5)));
         let jitter_cap = self.jitter.min(lifetime.mul_f64(JITTER_MAX_FRACTION));
-        let jitter = jitter_cap.mul_f64(jitter_sample.clamp(0.0, 1.0));
+        let jitter = jitter_cap.mul_f64(unit(jitter_sample, 0.0));
         expires_at
-            .checked_sub(skew + jitter)
+            .checked_sub(skew.saturating_add(jitter))
             .unwrap_or(issued_at)
             .max(issued_at)
     }
@@ -181,6 +208,26 @@ mod tests {
         assert!(earliest >= at(3600 - 60 - 30) && earliest < at(3540));
         // For a 100 s token the jitter is at most 10 s.
         assert!(timing.refresh_at(at(0), at(100), 0.999_999) >= at(100 - 50 - 10));
+    }
+
+    #[test]
+    fn bad_timing_is_refused_and_never_panics() {
+        for fraction in [f64::NAN, -0.1, 1.5, f64::INFINITY] {
+            let timing = RefreshTiming {
+                max_skew_fraction: fraction,
+                ..Default::default()
+            };
+            assert!(timing.validate().is_err(), "{fraction}");
+            let _ = timing.refresh_at(at(0), at(3600), f64::NAN);
+        }
+        let huge = RefreshTiming {
+            skew: Duration::MAX,
+            jitter: Duration::MAX,
+            ..Default::default()
+        };
+        assert!(huge.validate().is_err());
+        assert_eq!(huge.refresh_at(at(10), at(3600), 0.0), at(1805));
+        assert!(RefreshTiming::default().validate().is_ok());
     }
 
     #[test]

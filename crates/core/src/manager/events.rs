@@ -2,8 +2,9 @@
 //! account must be authorized again.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 
@@ -42,6 +43,42 @@ pub enum TokenEvent {
         /// What failed.
         error: Error,
     },
+    /// **Alert on this.** The provider issued a new token but the store did
+    /// not take it (a database error). The manager serves the new token,
+    /// keeps it in memory, keeps the key's refresh lease and retries the
+    /// write with backoff; it never refreshes with the spent refresh token
+    /// again. If the process ends first, the token is lost (see
+    /// [`TokenManager::shutdown`](crate::manager::TokenManager::shutdown),
+    /// which reports it). [`TokenEvent::StoreWriteRecovered`] follows when
+    /// the write lands.
+    StoreWriteFailed {
+        /// The key.
+        key: TokenKey,
+        /// Why the write failed.
+        error: Error,
+        /// How many keys have a write pending now (this one included).
+        pending_writes: usize,
+    },
+    /// A write that had failed ([`TokenEvent::StoreWriteFailed`]) landed.
+    StoreWriteRecovered {
+        /// The key.
+        key: TokenKey,
+        /// The store version written.
+        version: u64,
+        /// How many attempts it took after the first failure.
+        attempts: u32,
+        /// How long the token waited in memory.
+        pending_for: Duration,
+    },
+    /// [`TokenManager::warm`](crate::manager::TokenManager::warm) could not
+    /// read a stored token (a corrupt row, a missing decryption key): it is
+    /// skipped, not cached, and left in the store as it is.
+    StoredTokenUnreadable {
+        /// The key.
+        key: TokenKey,
+        /// Why it could not be read.
+        error: Error,
+    },
 }
 
 impl fmt::Debug for TokenEvent {
@@ -69,12 +106,41 @@ impl fmt::Debug for TokenEvent {
                 .field("key", key)
                 .field("error", &error.to_string())
                 .finish(),
+            Self::StoreWriteFailed {
+                key,
+                error,
+                pending_writes,
+            } => f
+                .debug_struct("StoreWriteFailed")
+                .field("key", key)
+                .field("error", &error.to_string())
+                .field("pending_writes", pending_writes)
+                .finish(),
+            Self::StoreWriteRecovered {
+                key,
+                version,
+                attempts,
+                pending_for,
+            } => f
+                .debug_struct("StoreWriteRecovered")
+                .field("key", key)
+                .field("version", version)
+                .field("attempts", attempts)
+                .field("pending_for", pending_for)
+                .finish(),
+            Self::StoredTokenUnreadable { key, error } => f
+                .debug_struct("StoredTokenUnreadable")
+                .field("key", key)
+                .field("error", &error.to_string())
+                .finish(),
         }
     }
 }
 
 /// A callback run for every event, synchronously on the task that caused it:
-/// keep it short (send to a channel for slow work).
+/// keep it short (send to a channel for slow work). A hook that panics is
+/// isolated: the panic is caught and logged, the other hooks and
+/// subscribers still get the event, and the refresh is not affected.
 pub type EventHook = Arc<dyn Fn(&TokenEvent) + Send + Sync>;
 
 /// Delivers events to hooks and subscribers.
@@ -106,9 +172,30 @@ impl EventBus {
             TokenEvent::RefreshFailed { key, error } => {
                 tracing::warn!(token.key = %key, error = %error, "token refresh failed")
             }
+            TokenEvent::StoreWriteFailed {
+                key,
+                error,
+                pending_writes,
+            } => {
+                tracing::warn!(token.key = %key, error = %error, pending_writes, "the store did not take a refreshed token; keeping it in memory and retrying")
+            }
+            TokenEvent::StoreWriteRecovered {
+                key,
+                version,
+                attempts,
+                pending_for,
+            } => {
+                tracing::info!(token.key = %key, token.version = version, attempts, pending_for_ms = pending_for.as_millis() as u64, "a pending token write landed")
+            }
+            TokenEvent::StoredTokenUnreadable { key, error } => {
+                tracing::warn!(token.key = %key, error = %error, "a stored token could not be read; skipped")
+            }
         }
         for hook in &self.hooks {
-            hook(&event);
+            if catch_unwind(AssertUnwindSafe(|| hook(&event))).is_err() {
+                crate::metrics::hook_panic();
+                tracing::error!("an on_event hook panicked; the panic was contained");
+            }
         }
         // No subscriber is not an error.
         let _ = self.channel.send(event);

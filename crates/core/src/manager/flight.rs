@@ -1,24 +1,30 @@
 //! One refresh of one key: single flight in the process, a lease across
-//! processes, persist before publish.
+//! processes (extended while the request runs), persist before publish.
 
-use std::sync::atomic::Ordering;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::Either;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::cached::{unix_ms, AccessToken, CachedToken};
-use super::{FlightFuture, Inner, Renewer, Slot, TokenEvent};
-use crate::error::{Error, ReauthorizationReason, Result};
-use crate::store::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey};
+use super::cached::{unix_ms, AccessToken};
+use super::persist::Base;
+use super::slot::{lock, Flight, FlightFuture, Slot};
+use super::{Inner, Renewer, TokenEvent};
+use crate::error::{DeferredReason, Error, ReauthorizationReason, Result};
+use crate::store::{LeaseOutcome, LeaseRequest, StoredToken, TokenKey};
 use crate::token::Token;
 
 /// How a flight that succeeded got its token.
 #[derive(Debug, Clone, Copy)]
-enum FlightOutcome {
-    /// From the provider.
+pub(super) enum FlightOutcome {
+    /// From the provider, and stored.
     Refreshed,
+    /// From the provider; the store did not take it yet (a pending write).
+    RefreshedPendingWrite,
     /// From the store: another instance had already refreshed.
     LoadedFromStore,
 }
@@ -27,6 +33,7 @@ impl FlightOutcome {
     fn as_str(self) -> &'static str {
         match self {
             Self::Refreshed => "refreshed",
+            Self::RefreshedPendingWrite => "refreshed_pending_write",
             Self::LoadedFromStore => "loaded_from_store",
         }
     }
@@ -38,6 +45,24 @@ enum Leased {
     Acquired(Option<StoredToken>),
     /// Another instance stored a fresh token meanwhile: no refresh needed.
     Fresh(StoredToken),
+}
+
+/// Clears the key's flight when the flight's task ends, however it ends
+/// (a result, a panic, an abort at shutdown): nothing wedges a key.
+struct FlightGuard {
+    slot: Arc<Slot>,
+    id: u64,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.slot.clear_flight(self.id);
+    }
+}
+
+pub(super) fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Inner {
@@ -67,9 +92,17 @@ impl Inner {
                 crate::metrics::coalesced_waiter(&key.provider());
                 tracing::trace!(token.key = %key, waiters, "joined the refresh in flight");
             }
-            return running.clone();
+            return running.future.clone();
+        }
+        if self.closing.load(Ordering::Acquire) {
+            let refused = Err(Error::RefreshDeferred {
+                reason: DeferredReason::ShuttingDown,
+                retry_after: None,
+            });
+            return futures_util::future::ready(refused).boxed().shared();
         }
         slot.waiters.store(0, Ordering::Relaxed);
+        let id = next_id();
         let task = {
             let inner = Arc::clone(self);
             let key = key.clone();
@@ -84,204 +117,291 @@ impl Inner {
                 coalesced_waiters = tracing::field::Empty,
                 duration_ms = tracing::field::Empty,
             );
-            tokio::spawn(
+            self.tasks.spawn(
                 async move {
-                    let started = Instant::now();
-                    let result = inner.run_flight(&key, &slot, force_version).await;
-                    let outcome = match &result {
-                        Ok((_, outcome)) => outcome.as_str(),
-                        Err(error) if error.requires_reauthorization() => {
-                            "reauthorization_required"
-                        }
-                        Err(_) => "failed",
+                    let guard = FlightGuard {
+                        slot: Arc::clone(&slot),
+                        id,
                     };
-                    let span = tracing::Span::current();
-                    span.record("outcome", outcome);
-                    span.record("coalesced_waiters", slot.waiters.load(Ordering::Relaxed));
-                    span.record("duration_ms", started.elapsed().as_millis() as u64);
-                    crate::metrics::manager_refresh(&key.provider(), outcome);
-                    if let Err(error) = &result {
-                        inner.record_failure(&slot, error);
-                    }
-                    *slot.flight() = None;
+                    let started = Instant::now();
+                    let result = AssertUnwindSafe(inner.run_flight(&key, &slot, force_version))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| {
+                            tracing::error!(token.key = %key, "the refresh panicked; the key is usable again");
+                            Err(Error::Internal {
+                                what: format!("the refresh of {key}"),
+                            })
+                        });
+                    inner.finish_flight(&key, &slot, &result, started);
+                    drop(guard);
                     result.map(|(access, _)| access)
                 }
                 .instrument(span),
             )
         };
+        let abort = task.abort_handle();
         let shared = async move {
-            task.await.unwrap_or_else(|_| {
-                Err(Error::Store {
-                    message: "the refresh task ended unexpectedly".into(),
-                    source: None,
+            task.await.unwrap_or_else(|join| {
+                Err(if join.is_cancelled() {
+                    Error::RefreshDeferred {
+                        reason: DeferredReason::ShuttingDown,
+                        retry_after: None,
+                    }
+                } else {
+                    Error::Internal {
+                        what: "a refresh task".into(),
+                    }
                 })
             })
         }
         .boxed()
         .shared();
-        *flight = Some(shared.clone());
+        *flight = Some(Flight {
+            id,
+            future: shared.clone(),
+            abort,
+        });
         shared
     }
 
-    async fn run_flight(
+    /// Records a flight's result: span fields, metrics, events, backoff;
+    /// drops the slot of a key that turned out to have no token.
+    fn finish_flight(
         &self,
         key: &TokenKey,
-        slot: &Slot,
+        slot: &Arc<Slot>,
+        result: &Result<(AccessToken, FlightOutcome)>,
+        started: Instant,
+    ) {
+        let outcome = match result {
+            Ok((_, outcome)) => outcome.as_str(),
+            Err(error) if error.requires_reauthorization() => "reauthorization_required",
+            Err(Error::RefreshDeferred { .. }) => "deferred",
+            Err(_) => "failed",
+        };
+        let span = tracing::Span::current();
+        span.record("outcome", outcome);
+        span.record("coalesced_waiters", slot.waiters.load(Ordering::Relaxed));
+        span.record("duration_ms", started.elapsed().as_millis() as u64);
+        crate::metrics::manager_refresh(&key.provider(), outcome);
+        let Err(error) = result else {
+            return;
+        };
+        if !error.requires_reauthorization() {
+            self.events.emit(TokenEvent::RefreshFailed {
+                key: key.clone(),
+                error: error.clone(),
+            });
+        }
+        self.record_failure(slot, error);
+        let spends = self
+            .renewers
+            .get(&key.provider())
+            .is_none_or(Renewer::spends_refresh_token);
+        if spends && slot.current.load().is_none() && !slot.has_pending() {
+            // A key with no token (e.g. taken from untrusted input) leaves
+            // nothing behind.
+            let _ = self
+                .slots
+                .pin()
+                .remove_if(key, |_, s| Arc::ptr_eq(s, slot) && s.current.load().is_none());
+        }
+    }
+
+    async fn run_flight(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        slot: &Arc<Slot>,
         force_version: Option<u64>,
     ) -> Result<(AccessToken, FlightOutcome)> {
-        let from_store = |stored: &StoredToken| {
-            (
-                self.cache_record(slot, stored),
-                FlightOutcome::LoadedFromStore,
-            )
-        };
-        let stored = self.store.load(key).await?;
-        if let Some(stored) = stored
-            .as_ref()
-            .filter(|s| !self.needs_renewal(s, force_version))
-        {
-            return Ok(from_store(stored));
-        }
         let renewer = self.renewers.get(&key.provider()).cloned().ok_or_else(|| {
             Error::configuration(format!(
                 "no renewer is registered for the provider of {key}"
             ))
         })?;
-        if stored.is_none() && matches!(renewer, Renewer::RefreshToken(_)) {
-            return Err(Error::ReauthorizationRequired {
-                provider: key.provider(),
-                reason: ReauthorizationReason::NotAuthorized,
-            });
+        if !slot.has_pending() {
+            let stored = self.store.load(key).await?;
+            if let Some(stored) = stored
+                .as_ref()
+                .filter(|s| !self.needs_renewal(s, force_version))
+            {
+                return Ok(self.from_store(slot, stored));
+            }
+            if stored.is_none() && renewer.spends_refresh_token() {
+                return Err(not_authorized(key));
+            }
         }
-        let stored = match self.acquire_lease(key, force_version).await? {
-            Leased::Fresh(stored) => return Ok(from_store(&stored)),
+        let request = LeaseRequest {
+            holder: &self.holder,
+            ttl: self.lease_ttl,
+            in_doubt_grace: if renewer.spends_refresh_token() {
+                self.in_doubt_grace
+            } else {
+                Duration::ZERO
+            },
+        };
+        let stored = match self
+            .acquire_lease(key, slot, &request, force_version)
+            .await?
+        {
+            Leased::Fresh(stored) => return Ok(self.from_store(slot, &stored)),
             Leased::Acquired(stored) => stored,
         };
-        let result = self
-            .renew_and_store(key, slot, &renewer, stored)
-            .await
-            .map(|access| (access, FlightOutcome::Refreshed));
-        if let Err(error) = self.store.release_lease(key, &self.holder).await {
-            tracing::warn!(token.key = %key, error = %error, "could not release the refresh lease; it will expire");
+        // Under the lease, a write pending in this process is newer than
+        // the store: refresh from it (its writer stops; ours takes over).
+        let base = match self.take_pending(slot) {
+            Some(pending) => Base::pending(pending),
+            None => Base::stored(stored),
+        };
+        if base.token.is_none() && renewer.spends_refresh_token() {
+            self.release_lease(key).await;
+            return Err(not_authorized(key));
         }
-        result
-    }
-
-    /// Takes the key's refresh lease, or waits until its holder has stored a
-    /// fresh token or the lease lapses.
-    async fn acquire_lease(&self, key: &TokenKey, force_version: Option<u64>) -> Result<Leased> {
-        let started = Instant::now();
-        let max_wait = self.lease_ttl * 2;
-        loop {
-            let request = LeaseRequest {
-                holder: &self.holder,
-                ttl: self.lease_ttl,
-                in_doubt_grace: Duration::ZERO,
-            };
-            match self.store.try_acquire_lease(key, &request).await? {
-                LeaseOutcome::Acquired { current: latest } => {
-                    // Read under the lease: another instance may have just finished.
-                    if let Some(stored) = latest
-                        .clone()
-                        .filter(|s| !self.needs_renewal(s, force_version))
-                    {
-                        let _ = self.store.release_lease(key, &self.holder).await;
-                        return Ok(Leased::Fresh(stored));
-                    }
-                    return Ok(Leased::Acquired(latest));
-                }
-                LeaseOutcome::InDoubt { retry_after, .. } => {
-                    return Err(Error::Store {
-                        message: format!(
-                            "another instance's refresh of {key} is in doubt; retry in {} ms",
-                            retry_after.as_millis()
-                        ),
-                        source: None,
-                    });
-                }
-                LeaseOutcome::HeldByOther { remaining, .. } => {
-                    if started.elapsed() > max_wait {
-                        return Err(Error::Store {
-                            message: format!(
-                                "gave up waiting for another instance's refresh of {key}"
-                            ),
-                            source: None,
-                        });
-                    }
-                    tokio::time::sleep(
-                        remaining.min(self.lease_poll).max(Duration::from_millis(1)),
-                    )
-                    .await;
-                    if let Some(stored) = self.store.load(key).await? {
-                        if !self.needs_renewal(&stored, force_version) {
-                            return Ok(Leased::Fresh(stored));
-                        }
-                    }
-                }
+        let renewed = self
+            .renew_holding_lease(key, &renewer, base.token.as_ref(), &request)
+            .await;
+        match renewed {
+            Ok(fresh) => self.persist(key, slot, fresh, base, Instant::now()).await,
+            Err(error) => {
+                let result = self.refresh_failed(key, slot, error, &base).await;
+                self.restore_pending(key, slot, base);
+                result
             }
         }
     }
 
-    async fn renew_and_store(
+    /// After a failed renewal: a rejected refresh token is reported only
+    /// when no newer token reached the store meanwhile.
+    async fn refresh_failed(
         &self,
         key: &TokenKey,
         slot: &Slot,
-        renewer: &Renewer,
-        stored: Option<StoredToken>,
-    ) -> Result<AccessToken> {
-        let current = stored
-            .as_ref()
-            .map(|s| Token::from_record(s.record.clone()));
-        let expected = stored.as_ref().map(|s| s.version);
-        let fresh = match renewer.renew(key, current.as_ref()).await {
-            Ok(fresh) => fresh,
-            Err(error) if error.requires_reauthorization() => {
-                // Another instance may have rotated the token a moment ago.
-                if let Some(latest) = self.store.load(key).await? {
-                    if Some(latest.version) != expected && !self.needs_renewal(&latest, None) {
-                        return Ok(self.cache_record(slot, &latest));
-                    }
-                }
-                self.events.emit(TokenEvent::ReauthorizationRequired {
-                    key: key.clone(),
-                    error: error.clone(),
-                });
-                return Err(error);
+        error: Error,
+        base: &Base,
+    ) -> Result<(AccessToken, FlightOutcome)> {
+        if !base.is_pending() {
+            self.release_lease(key).await;
+        }
+        if !error.requires_reauthorization() {
+            return Err(error);
+        }
+        // Another instance may have rotated the token a moment ago.
+        if let Some(latest) = self.store.load(key).await? {
+            if Some(latest.version) != base.expected && !self.needs_renewal(&latest, None) {
+                return Ok(self.from_store(slot, &latest));
             }
-            Err(error) => {
-                self.events.emit(TokenEvent::RefreshFailed {
-                    key: key.clone(),
-                    error: error.clone(),
-                });
-                return Err(error);
-            }
+        }
+        self.events.emit(TokenEvent::ReauthorizationRequired {
+            key: key.clone(),
+            error: error.clone(),
+        });
+        Err(error)
+    }
+
+    /// Takes the key's refresh lease, or waits (bounded by the lease ttl)
+    /// until its holder has stored a fresh token or the lease is free.
+    async fn acquire_lease(
+        &self,
+        key: &TokenKey,
+        slot: &Slot,
+        request: &LeaseRequest<'_>,
+        force_version: Option<u64>,
+    ) -> Result<Leased> {
+        let started = Instant::now();
+        let fresh = |stored: Option<&StoredToken>| {
+            stored
+                .filter(|s| !slot.has_pending() && !self.needs_renewal(s, force_version))
+                .cloned()
         };
-        // Persist first: nobody sees the new token before the store has it.
-        match self
-            .store
-            .compare_and_swap(key, expected, &fresh.to_record())
-            .await?
-        {
-            CasOutcome::Written { version } => {
-                let access = self.cache(slot, &fresh, version);
-                self.events.emit(TokenEvent::Refreshed {
-                    key: key.clone(),
-                    version,
-                    expires_at: fresh.expires_at,
-                    coalesced_waiters: slot.waiters.load(Ordering::Relaxed),
-                });
-                Ok(access)
+        loop {
+            let (remaining, current) = match self.store.try_acquire_lease(key, request).await? {
+                LeaseOutcome::Acquired { current } => {
+                    if let Some(stored) = fresh(current.as_ref()) {
+                        self.release_lease(key).await;
+                        return Ok(Leased::Fresh(stored));
+                    }
+                    return Ok(Leased::Acquired(current));
+                }
+                LeaseOutcome::InDoubt {
+                    retry_after,
+                    current,
+                } => {
+                    if let Some(stored) = fresh(current.as_ref()) {
+                        return Ok(Leased::Fresh(stored));
+                    }
+                    tracing::warn!(token.key = %key, retry_after_ms = retry_after.as_millis() as u64, "another instance's refresh is in doubt; not sending the refresh token");
+                    return Err(Error::RefreshDeferred {
+                        reason: DeferredReason::InDoubt,
+                        retry_after: Some(retry_after),
+                    });
+                }
+                LeaseOutcome::HeldByOther { remaining, current } => (remaining, current),
+            };
+            if let Some(stored) = fresh(current.as_ref()) {
+                return Ok(Leased::Fresh(stored));
             }
-            CasOutcome::Conflict {
-                current: Some(newer),
-            } => {
-                tracing::warn!(token.key = %key, "the stored token changed during the refresh (a new sign-in?); keeping the stored one");
-                Ok(self.cache_record(slot, &newer))
+            // Poll with plain reads until the other lease could be free.
+            let free_at = Instant::now() + remaining;
+            loop {
+                if started.elapsed() >= self.lease_ttl {
+                    return Err(Error::RefreshDeferred {
+                        reason: DeferredReason::OtherInstanceRefreshing,
+                        retry_after: Some(free_at.saturating_duration_since(Instant::now())),
+                    });
+                }
+                let wait = free_at
+                    .saturating_duration_since(Instant::now())
+                    .min(self.lease_poll)
+                    .max(Duration::from_millis(1));
+                tokio::time::sleep(wait).await;
+                if let Some(stored) = fresh(self.store.load(key).await?.as_ref()) {
+                    return Ok(Leased::Fresh(stored));
+                }
+                if Instant::now() >= free_at {
+                    break;
+                }
             }
-            CasOutcome::Conflict { current: None } => Err(Error::ReauthorizationRequired {
-                provider: key.provider(),
-                reason: ReauthorizationReason::NotAuthorized,
-            }),
+        }
+    }
+
+    /// Renews, extending the lease every third of its ttl while the request
+    /// runs, so that no other instance takes it over mid-request.
+    async fn renew_holding_lease(
+        &self,
+        key: &TokenKey,
+        renewer: &Renewer,
+        current: Option<&Token>,
+        request: &LeaseRequest<'_>,
+    ) -> Result<Token> {
+        let renew = std::pin::pin!(renewer.renew(key, current));
+        let heartbeat = std::pin::pin!(self.extend_lease_forever(key, request));
+        match futures_util::future::select(renew, heartbeat).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), renew)) => renew.await,
+        }
+    }
+
+    /// Re-acquires the lease every third of its ttl, until dropped.
+    pub(super) async fn extend_lease_forever(&self, key: &TokenKey, request: &LeaseRequest<'_>) {
+        let period = (request.ttl / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(period).await;
+            match self.store.try_acquire_lease(key, request).await {
+                Ok(LeaseOutcome::Acquired { .. }) => {}
+                Ok(_) => {
+                    tracing::error!(token.key = %key, "the refresh lease was taken over while this instance held it");
+                }
+                Err(error) => {
+                    tracing::warn!(token.key = %key, error = %error, "could not extend the refresh lease");
+                }
+            }
+        }
+    }
+
+    pub(super) async fn release_lease(&self, key: &TokenKey) {
+        if let Err(error) = self.store.release_lease(key, &self.holder).await {
+            tracing::warn!(token.key = %key, error = %error, "could not release the refresh lease; it will lapse");
         }
     }
 
@@ -302,11 +422,21 @@ impl Inner {
         self.clock.now() >= earliest
     }
 
+    fn from_store(&self, slot: &Slot, stored: &StoredToken) -> (AccessToken, FlightOutcome) {
+        (
+            self.cache_record(slot, stored),
+            FlightOutcome::LoadedFromStore,
+        )
+    }
+
     pub(super) fn cache(&self, slot: &Slot, token: &Token, version: u64) -> AccessToken {
-        let cached = Arc::new(CachedToken::new(token, version, &self.timing));
+        let cached = Arc::new(super::cached::CachedToken::new(
+            token,
+            version,
+            &self.timing,
+        ));
         slot.current.store(Some(Arc::clone(&cached)));
-        slot.failures.store(0, Ordering::Relaxed);
-        slot.retry_at_ms.store(0, Ordering::Relaxed);
+        slot.clear_backoff();
         AccessToken(cached)
     }
 
@@ -319,18 +449,42 @@ impl Inner {
     }
 
     /// Backs off exponentially (with jitter) after a failed refresh, so a
-    /// failing key does not trigger a request on every `get`.
+    /// failing key does not trigger a request on every `get`. A provider's
+    /// `Retry-After` lengthens the wait; a refresh in doubt shortens it to
+    /// when the lease may be free (the store is re-read then).
     fn record_failure(&self, slot: &Slot, error: &Error) {
+        if matches!(
+            error,
+            Error::RefreshDeferred {
+                reason: DeferredReason::ShuttingDown,
+                ..
+            }
+        ) {
+            return;
+        }
         let failures = slot
             .failures
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
         let (first, max) = self.backoff;
         let exponent = failures.saturating_sub(1).min(20);
-        let delay = first.saturating_mul(1 << exponent).min(max);
-        let delay = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
+        let backoff = first.saturating_mul(1 << exponent).min(max);
+        let backoff = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+        let delay = match (error, error.retry_after()) {
+            (Error::RefreshDeferred { .. }, Some(after)) => backoff.min(after),
+            (_, Some(after)) => backoff.max(after.min(Duration::from_secs(24 * 3600))),
+            (_, None) => backoff,
+        };
         let retry_at = unix_ms(self.clock.now()).saturating_add(delay.as_millis() as u64);
+        *lock(&slot.last_error) = Some(error.clone());
         slot.retry_at_ms.store(retry_at, Ordering::Relaxed);
         tracing::debug!(failures, retry_in_ms = delay.as_millis() as u64, error = %error, "refresh failed; backing off");
+    }
+}
+
+fn not_authorized(key: &TokenKey) -> Error {
+    Error::ReauthorizationRequired {
+        provider: key.provider(),
+        reason: ReauthorizationReason::NotAuthorized,
     }
 }

@@ -1,5 +1,6 @@
 //! The token manager: valid access tokens for many keys, fast; one refresh
-//! per key at a time; rotated tokens persisted before anyone sees them.
+//! per key at a time; rotated tokens persisted before anyone sees them, and
+//! never lost to a store fault.
 //!
 //! * **Hot path.** [`TokenManager::get`] on a cached, fresh token does a
 //!   lock-free map lookup (`papaya`), a lock-free load (`arc-swap`) and one
@@ -10,69 +11,64 @@
 //!   the refresh runs in the background.
 //! * **Single flight.** One refresh per key at a time, on its own task: all
 //!   concurrent callers await the same result, and cancelling any of them
-//!   (the first included) cancels nothing. Different keys never share a flight.
-//! * **Never lose a rotated token.** The refresh re-reads the store, takes
-//!   the store's refresh lease (exclusive across processes on a shared
-//!   store), refreshes, writes the new token with compare-and-swap, and only
-//!   then caches it. A rejected refresh token is reported only after a final
-//!   re-read shows no newer token from another instance.
+//!   (the first included) cancels nothing. Different keys never share a
+//!   flight. A panic in a refresh clears the flight and is reported as
+//!   [`Error::Internal`].
+//! * **One sender per refresh token.** The refresh takes the store's lease
+//!   (exclusive across processes on a shared store), keeps extending it while
+//!   the request or a pending write is in flight, and a lease that lapsed
+//!   while its holder was refreshing blocks everybody else for the in-doubt
+//!   grace (see [`LeaseRequest`](crate::store::LeaseRequest)).
+//! * **Never lose a rotated token.** The new token is written with
+//!   compare-and-swap before anyone sees it. If the write fails, the token is
+//!   kept in memory and served, the write is retried with backoff, and the
+//!   application is told ([`TokenEvent::StoreWriteFailed`]). A rejected
+//!   refresh token is reported only after a final re-read shows no newer
+//!   token from another instance.
+//! * **Paced failures.** After a failed refresh a key backs off: `get`
+//!   answers at once with [`Error::RefreshDeferred`] (carrying the last
+//!   error and when to retry) instead of sending another request.
+//! * **Bounded memory.** A key that has no token leaves no slot behind
+//!   (keys of re-acquiring providers keep one while they back off after a
+//!   failed first acquisition; the background refresher drops it after).
 
+mod builder;
 mod cached;
 mod events;
 mod flight;
+mod lifecycle;
+mod persist;
 mod refresher;
 mod renewer;
+mod slot;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use futures_util::future::{BoxFuture, Shared};
+use tokio_util::task::TaskTracker;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::{CasOutcome, MemoryStore, TokenKey, TokenStore};
+use crate::store::{CasOutcome, TokenKey, TokenStore};
 use crate::token::{ProviderId, Token};
 
+pub use builder::TokenManagerBuilder;
 pub use cached::{AccessToken, RefreshTiming};
 pub use events::{EventHook, TokenEvent};
+pub use lifecycle::{ShutdownReport, UnpersistedToken, UnreadableToken, WarmReport};
 pub use refresher::{BackgroundRefresher, RefresherConfig};
 pub use renewer::Renewer;
 
-use cached::{unix_ms, CachedToken};
+use cached::unix_ms;
 use events::EventBus;
-
-type FlightFuture = Shared<BoxFuture<'static, Result<AccessToken>>>;
-type SlotMap = papaya::HashMap<TokenKey, Arc<Slot>, foldhash::fast::RandomState>;
-
-/// The per-key state: the cached token (read lock-free) and the refresh in
-/// flight (a mutex taken only to start or join a refresh, never held across
-/// an `.await`).
-#[derive(Default)]
-pub(crate) struct Slot {
-    current: ArcSwapOption<CachedToken>,
-    flight: Mutex<Option<FlightFuture>>,
-    waiters: AtomicUsize,
-    failures: AtomicU32,
-    retry_at_ms: AtomicU64,
-}
-
-impl Slot {
-    fn flight(&self) -> std::sync::MutexGuard<'_, Option<FlightFuture>> {
-        self.flight
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    fn in_backoff(&self, now_ms: u64) -> bool {
-        now_ms < self.retry_at_ms.load(Ordering::Relaxed)
-    }
-}
+use slot::SlotMap;
 
 pub(crate) struct Inner {
     slots: SlotMap,
@@ -82,27 +78,37 @@ pub(crate) struct Inner {
     timing: RefreshTiming,
     lease_ttl: Duration,
     lease_poll: Duration,
+    in_doubt_grace: Duration,
     backoff: (Duration, Duration),
     holder: String,
     events: EventBus,
     cache_hits: metrics::Counter,
+    /// Flights and pending writers, for [`TokenManager::shutdown`].
+    tasks: TaskTracker,
+    closing: AtomicBool,
+    pending_writes: AtomicUsize,
 }
 
 /// Hands out valid access tokens for many keys. Cheap to clone (shared state).
 ///
 /// ```no_run
 /// # async fn run(hike: std::sync::Arc<oauth2_adapters_core::StandardProvider>, token: oauth2_adapters_core::Token) -> oauth2_adapters_core::Result<()> {
+/// use std::time::Duration;
 /// use oauth2_adapters_core::manager::{Renewer, TokenManager};
 /// use oauth2_adapters_core::{Provider, TokenKey};
 ///
 /// let manager = TokenManager::builder()
 ///     .renewer(Renewer::refresh_token(hike.clone()))
-///     .build();
+///     .build()?;
 /// let key = TokenKey::new(hike.id(), "store-42");
 /// manager.insert(key.clone(), token).await?; // after the sign-in
 /// let access = manager.get(&key).await?;      // fresh, refreshed when due
 /// let header = access.expose_authorization_header();
-/// # let _ = header; Ok(()) }
+/// # let _ = header;
+/// // Before the process exits: finish refreshes, land pending writes.
+/// let report = manager.shutdown(Duration::from_secs(60)).await;
+/// assert!(report.is_clean());
+/// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct TokenManager {
@@ -119,116 +125,34 @@ impl fmt::Debug for TokenManager {
                 &self.inner.renewers.values().collect::<Vec<_>>(),
             )
             .field("timing", &self.inner.timing)
+            .field("pending_writes", &self.pending_writes())
             .finish()
-    }
-}
-
-/// Configures a [`TokenManager`].
-pub struct TokenManagerBuilder {
-    store: Arc<dyn TokenStore>,
-    renewers: HashMap<ProviderId, Renewer>,
-    clock: Arc<dyn Clock>,
-    timing: RefreshTiming,
-    lease_ttl: Duration,
-    lease_poll: Duration,
-    backoff: (Duration, Duration),
-    hooks: Vec<EventHook>,
-    event_capacity: usize,
-}
-
-impl TokenManagerBuilder {
-    /// Where tokens are kept (default: a new [`MemoryStore`]).
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = store;
-        self
-    }
-
-    /// How a provider's tokens are renewed; one per provider.
-    pub fn renewer(mut self, renewer: Renewer) -> Self {
-        self.renewers.insert(renewer.provider_id().clone(), renewer);
-        self
-    }
-
-    /// The clock (default: the system clock). Use the providers' clock.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// When to refresh ahead of expiry (default: [`RefreshTiming::default`]).
-    pub fn refresh_timing(mut self, timing: RefreshTiming) -> Self {
-        self.timing = timing;
-        self
-    }
-
-    /// How long a refresh lease lasts if its holder dies (default 30 s),
-    /// and how often a waiting instance re-reads the store (default 50 ms).
-    pub fn lease(mut self, ttl: Duration, poll: Duration) -> Self {
-        self.lease_ttl = ttl;
-        self.lease_poll = poll;
-        self
-    }
-
-    /// Backoff after a failed refresh: first delay and cap (default 1 s, 5 min).
-    pub fn failure_backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.backoff = (first, max);
-        self
-    }
-
-    /// Runs `hook` for every [`TokenEvent`].
-    pub fn on_event(mut self, hook: impl Fn(&TokenEvent) + Send + Sync + 'static) -> Self {
-        self.hooks.push(Arc::new(hook));
-        self
-    }
-
-    /// Builds the manager.
-    pub fn build(self) -> TokenManager {
-        TokenManager {
-            inner: Arc::new(Inner {
-                slots: papaya::HashMap::builder()
-                    .hasher(foldhash::fast::RandomState::default())
-                    .resize_mode(papaya::ResizeMode::Blocking)
-                    .build(),
-                store: self.store,
-                renewers: self.renewers,
-                clock: self.clock,
-                timing: self.timing,
-                lease_ttl: self.lease_ttl,
-                lease_poll: self.lease_poll,
-                backoff: self.backoff,
-                holder: format!("manager-{:016x}", fastrand::u64(..)),
-                events: EventBus::new(self.hooks, self.event_capacity),
-                cache_hits: crate::metrics::cache_hits(),
-            }),
-        }
     }
 }
 
 impl TokenManager {
     /// Starts configuring a manager.
     pub fn builder() -> TokenManagerBuilder {
-        TokenManagerBuilder {
-            store: Arc::new(MemoryStore::new()),
-            renewers: HashMap::new(),
-            clock: Arc::new(SystemClock),
-            timing: RefreshTiming::default(),
-            lease_ttl: Duration::from_secs(30),
-            lease_poll: Duration::from_millis(50),
-            backoff: (Duration::from_secs(1), Duration::from_secs(300)),
-            hooks: Vec::new(),
-            event_capacity: 1024,
-        }
+        TokenManagerBuilder::new()
     }
 
     /// A valid access token for `key`: the cached one while it is fresh;
     /// the cached one while a background refresh runs once it is due; and
     /// otherwise (expired, or not yet loaded) the result of the one refresh
     /// in flight for the key.
+    ///
+    /// When the key's last refresh failed and it is backing off, answers at
+    /// once, without a request: [`Error::ReauthorizationRequired`] as it
+    /// was, or [`Error::RefreshDeferred`] with the last error and its
+    /// `retry_after`.
     pub async fn get(&self, key: &TokenKey) -> Result<AccessToken> {
         if let Some(token) = self.try_get(key) {
             return Ok(token);
         }
         let slot = self.inner.slot(key);
+        if let Some(error) = slot.deferred(self.now_ms()) {
+            return Err(error);
+        }
         self.inner.join_flight(key, &slot, None, true).await
     }
 
@@ -276,7 +200,8 @@ impl TokenManager {
     }
 
     /// Stores a token obtained by a sign-in (replacing any stored one) and
-    /// caches it.
+    /// caches it. A write still pending for the key (see
+    /// [`TokenEvent::StoreWriteFailed`]) is superseded.
     pub async fn insert(&self, key: TokenKey, token: Token) -> Result<AccessToken> {
         let record = token.to_record();
         let slot = self.inner.slot(&key);
@@ -289,6 +214,9 @@ impl TokenManager {
                 .compare_and_swap(&key, expected, &record)
                 .await?
             {
+                if self.inner.drop_pending(&slot) {
+                    self.inner.release_lease(&key).await;
+                }
                 return Ok(self.inner.cache(&slot, &token, version));
             }
         }
@@ -300,7 +228,8 @@ impl TokenManager {
 
     /// Renews the token even though it looks valid, because the API rejected
     /// `rejected` (a 401). If the key already holds a newer token, that one is
-    /// returned without a request.
+    /// returned without a request; if the key is backing off after a failed
+    /// refresh, the deferral is returned (see [`TokenManager::get`]).
     pub async fn force_refresh(
         &self,
         key: &TokenKey,
@@ -311,6 +240,9 @@ impl TokenManager {
             if cached.version > rejected.version() {
                 return Ok(AccessToken(cached));
             }
+        }
+        if let Some(error) = slot.deferred(self.now_ms()) {
+            return Err(error);
         }
         let result = self
             .inner
@@ -324,24 +256,14 @@ impl TokenManager {
             .await
     }
 
-    /// Forgets `key`: removes it from the store and the cache.
+    /// Forgets `key`: removes it from the store and the cache (a write still
+    /// pending for it is abandoned).
     pub async fn remove(&self, key: &TokenKey) -> Result<()> {
         self.inner.store.delete(key).await?;
-        self.inner.slots.pin().remove(key);
-        Ok(())
-    }
-
-    /// Loads every stored key into the cache (for the background refresher
-    /// after a restart). Returns how many keys were loaded.
-    pub async fn warm(&self) -> Result<usize> {
-        let keys = self.inner.store.keys().await?;
-        for key in &keys {
-            if let Some(stored) = self.inner.store.load(key).await? {
-                let slot = self.inner.slot(key);
-                self.inner.cache_record(&slot, &stored);
-            }
+        if let Some(slot) = self.inner.slots.pin().remove(key) {
+            self.inner.drop_pending(slot);
         }
-        Ok(keys.len())
+        Ok(())
     }
 
     /// Receives every [`TokenEvent`] from now on.
@@ -357,6 +279,13 @@ impl TokenManager {
     /// True when the manager holds no key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many refreshed tokens are held in memory because the store has
+    /// not taken them yet (see [`TokenEvent::StoreWriteFailed`]). Zero in
+    /// normal operation: alert when it is not.
+    pub fn pending_writes(&self) -> usize {
+        self.inner.pending_writes.load(Ordering::Relaxed)
     }
 
     fn now_ms(&self) -> u64 {

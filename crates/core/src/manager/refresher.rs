@@ -59,15 +59,19 @@ impl TokenManager {
     /// Starts refreshing every cached key that is due, soonest expiry first,
     /// with at most `config.max_concurrent` refreshes at once. Keys whose
     /// refresh failed are retried after an exponential backoff with jitter.
-    /// Call [`TokenManager::warm`] first to include every stored key.
+    /// Call [`TokenManager::warm`] first to include every stored key. It
+    /// stops when dropped or when the manager shuts down
+    /// ([`TokenManager::shutdown`]). It also drops the slots of keys that
+    /// have no token once their backoff is over.
     pub fn spawn_background_refresher(&self, config: RefresherConfig) -> BackgroundRefresher {
         let manager = self.clone();
         let max = u32::try_from(config.max_concurrent.max(1)).unwrap_or(u32::MAX);
         let permits = Arc::new(Semaphore::new(max as usize));
+        let tick = config.tick.max(Duration::from_millis(1));
         let task = tokio::spawn(async move {
-            loop {
+            while !manager.is_shut_down() {
                 manager.refresh_due_keys(&permits, max).await;
-                tokio::time::sleep(config.tick).await;
+                tokio::time::sleep(tick).await;
             }
         });
         BackgroundRefresher { task }
@@ -81,7 +85,14 @@ impl TokenManager {
                 .iter()
                 .filter_map(|(key, slot)| {
                     let cached = slot.current.load();
-                    let cached = cached.as_ref()?;
+                    let Some(cached) = cached.as_ref() else {
+                        if !slot.in_backoff(now) && slot.flight().is_none() && !slot.has_pending() {
+                            let _ = slots.remove_if(key, |_, s| {
+                                Arc::ptr_eq(s, slot) && s.current.load().is_none()
+                            });
+                        }
+                        return None;
+                    };
                     let due =
                         !cached.is_fresh(now) && !slot.in_backoff(now) && slot.flight().is_none();
                     due.then(|| {
@@ -96,6 +107,9 @@ impl TokenManager {
         };
         due.sort_unstable_by_key(|(expires, ..)| *expires);
         for (_, key, slot) in due {
+            if self.is_shut_down() {
+                break;
+            }
             let Ok(permit) = Arc::clone(permits).acquire_owned().await else {
                 return;
             };

@@ -38,6 +38,22 @@ impl Renewer {
         }
     }
 
+    /// The longest one renewal can take: the provider's request timeout
+    /// with its retries ([`crate::RetryPolicy::worst_case`]).
+    pub fn worst_case(&self) -> std::time::Duration {
+        let context = match self {
+            Self::RefreshToken(p) => p.context(),
+            Self::Reacquire(p) => p.context(),
+        };
+        context.retry.worst_case(context.http.timeout())
+    }
+
+    /// True when a renewal spends something single-use (a refresh token),
+    /// so a renewal in doubt must not be repeated by another instance.
+    pub(crate) fn spends_refresh_token(&self) -> bool {
+        matches!(self, Self::RefreshToken(_))
+    }
+
     /// A new token for `key`, given the current one (if any).
     pub(crate) async fn renew(&self, key: &TokenKey, current: Option<&Token>) -> Result<Token> {
         match (self, current) {

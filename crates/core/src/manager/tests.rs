@@ -11,6 +11,7 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::store::MemoryStore;
 use crate::provider::{ClientCredentialsProvider, Context, Provider, RefreshPolicy};
 
 const LIFETIME: Duration = Duration::from_secs(3600);
@@ -90,6 +91,7 @@ fn manager(clock: &ManualClock, provider: &Arc<Scripted>) -> TokenManager {
         .renewer(Renewer::reacquire(provider.clone()))
         .failure_backoff(Duration::from_millis(200), Duration::from_secs(5))
         .build()
+        .unwrap()
 }
 
 fn key(account: &str) -> TokenKey {
@@ -172,7 +174,8 @@ async fn a_due_token_is_served_while_the_refresh_runs_and_persisted_before_it_is
         .store(store.clone())
         .clock(Arc::new(clock.clone()))
         .renewer(Renewer::reacquire(provider.clone()))
-        .build();
+        .build()
+        .unwrap();
     let first = manager.get(&key("a")).await.unwrap();
     // Within the skew (and jitter) but still valid.
     clock.advance(LIFETIME - Duration::from_secs(10));
@@ -229,6 +232,7 @@ async fn failures_are_reported_backed_off_and_recovered_from() {
             .failure_backoff(Duration::from_secs(2), Duration::from_secs(60))
             .on_event(move |event| seen.lock().unwrap().push(format!("{event:?}")))
             .build()
+        .unwrap()
     };
     manager.get(&key("a")).await.unwrap();
     clock.advance(LIFETIME - Duration::from_secs(5));
@@ -261,7 +265,8 @@ async fn an_unauthorized_key_requires_authorization_and_an_unknown_provider_is_a
     let clock = ManualClock::at_unix(1_800_000_000);
     let manager = TokenManager::builder()
         .clock(Arc::new(clock.clone()))
-        .build();
+        .build()
+        .unwrap();
     let err = manager.get(&key("a")).await.unwrap_err();
     assert!(matches!(err, Error::Configuration { .. }), "{err:?}");
 }
