@@ -1,0 +1,60 @@
+//! The fault matrix: the token manager under every fault it promises to
+//! survive, for Hike and HyperSKU (rotating refresh tokens; the mocks
+//! revoke the whole grant family on a reuse, RFC 9700 §4.14.2, so one
+//! refresh token sent twice is fatal) and the partner (client credentials,
+//! re-acquired), through their real adapters against the testkit mocks.
+//!
+//! Each `#[tokio::test]` is one row (a fault); it runs its cell for every
+//! provider concurrently and fails naming each failing cell
+//! (`[row × Provider]`). Every cell ends with the same invariants
+//! (`Rig::assert_invariants`):
+//!
+//! * **no refresh token lost**: the refresh token stored at the end is the
+//!   live one at the mock (partner: the stored access token is valid), and
+//!   the manager serves an access token the mock's API accepts;
+//! * **none sent twice**: `refresh_token_reuses() == 0`;
+//! * **no false re-authorization**: no `ReauthorizationRequired` event, and
+//!   no `get` returns one (`Rig::get` checks every call);
+//! * **callers bounded**: every `get` answers within `SERVED_BOUND` (2 s)
+//!   when a valid token is cached, `REFRESH_BOUND` (20 s) when it waits for
+//!   a refresh; each row within `ROW_BOUND` (75 s). Generous bounds, to
+//!   catch hangs, not to measure speed.
+//!
+//! | row | fault | also asserted |
+//! |---|---|---|
+//! | 1a `write_fails_wrapper` | CAS fails (wrapper on `MemoryStore`) after the provider rotated | token served at once, 1 pending write, `StoreWriteFailed`; 20 gets, no request; falls due while failing → refreshed from the pending token; heals → `StoreWriteRecovered`, newest token stored |
+//! | 1b `write_fails_sqlite_locked` | SQLite `BEGIN EXCLUSIVE` by another connection past a 300 ms busy timeout | same; falls due while locked → an error (not re-auth), nothing sent |
+//! | 1b' `write_fails_sqlite_locked_default_busy_timeout` | the same with `SqliteStore::open` (5 s), locked 6 s | served, pending, lands |
+//! | 1c `write_fails_postgres_cut` | PostgreSQL reset and refused (proxy `Reset`) between the provider's commit and our CAS | as 1b |
+//!
+//! Run: `cargo test -p oauth2-adapters-tests --test fault_matrix` (PostgreSQL
+//! at `DATABASE_URL`; its rows are skipped when it is unreachable, except
+//! under `CI=true`, where they fail).
+
+mod fault_matrix {
+    pub mod rig;
+    pub mod stores;
+    pub mod write_faults;
+}
+
+use fault_matrix::rig::{run_row, ALL};
+use fault_matrix::*;
+
+/// One `#[tokio::test]` per row: `row_name => providers, case;`.
+macro_rules! matrix {
+    ($($row:ident => $providers:expr, $case:path;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $row() {
+                run_row(stringify!($row), &$providers, $case).await;
+            }
+        )*
+    };
+}
+
+matrix! {
+    write_fails_wrapper => ALL, write_faults::wrapper;
+    write_fails_sqlite_locked => ALL, write_faults::sqlite_locked;
+    write_fails_sqlite_locked_default_busy_timeout => ALL, write_faults::sqlite_locked_default_busy_timeout;
+    write_fails_postgres_cut => ALL, write_faults::postgres_cut;
+}
