@@ -26,6 +26,9 @@
 //! | 1b `write_fails_sqlite_locked` | SQLite `BEGIN EXCLUSIVE` by another connection past a 300 ms busy timeout | same; falls due while locked → an error (not re-auth), nothing sent |
 //! | 1b' `write_fails_sqlite_locked_default_busy_timeout` | the same with `SqliteStore::open` (5 s), locked 6 s | served, pending, lands |
 //! | 1c `write_fails_postgres_cut` | PostgreSQL reset and refused (proxy `Reset`) between the provider's commit and our CAS | as 1b |
+//! | 2 `store_unreachable_10s_refused` | 3 keys due; 2 refreshes committed at the provider, then PostgreSQL down 10 s (`reset_all` + `Refuse`) | every get served at once during the outage (2 new tokens pending, the 3rd old and valid, no request); 2 `StoreWriteFailed`; afterwards both land (`StoreWriteRecovered`), the stored token is the served one, the 3rd is refreshed |
+//! | 2' `store_unreachable_10s_blackholed` | the same with a partition (`Blackhole`: connections hang; pool acquire timeout 2 s) | same |
+//! | 3 `postgres_restarted` | `reset_all` between refreshes, during one (after the provider's commit), and at random instants (10–120 ms apart) through 3 s of refreshes | between: every get succeeds, one request per key; during: served and stored; random: every key refreshed eventually, no write left pending |
 //!
 //! Run: `cargo test -p oauth2-adapters-tests --test fault_matrix` (PostgreSQL
 //! at `DATABASE_URL`; its rows are skipped when it is unreachable, except
@@ -34,6 +37,7 @@
 mod fault_matrix {
     pub mod rig;
     pub mod stores;
+    pub mod outages;
     pub mod write_faults;
 }
 
@@ -57,4 +61,7 @@ matrix! {
     write_fails_sqlite_locked => ALL, write_faults::sqlite_locked;
     write_fails_sqlite_locked_default_busy_timeout => ALL, write_faults::sqlite_locked_default_busy_timeout;
     write_fails_postgres_cut => ALL, write_faults::postgres_cut;
+    store_unreachable_10s_refused => ALL, outages::refused;
+    store_unreachable_10s_blackholed => ALL, outages::blackholed;
+    postgres_restarted => ALL, outages::restarted;
 }
