@@ -6,7 +6,7 @@ use oauth2_adapters_core::store::{
 };
 use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::Result;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Executor;
 
 use crate::codec::Codec;
@@ -35,9 +35,52 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects a pool to `url` (`postgres://user@host:port/database`) and
     /// runs the migrations.
+    ///
+    /// TLS is chosen by the URL's `sslmode`, as with libpq: `disable`,
+    /// `prefer` (the default: TLS when the server offers it, unverified),
+    /// `require` (TLS, unverified), `verify-ca` (TLS, the server's
+    /// certificate must chain to a trusted root) and `verify-full` (also
+    /// for the host name connected to). `sslrootcert=<path>` adds a trusted
+    /// root (a PEM file); without it, `verify-ca` and `verify-full` trust
+    /// the Mozilla roots (`webpki-roots`). See the crate's
+    /// [TLS](crate#tls) section.
+    ///
+    /// A URL that does not parse, and a failure to connect, are
+    /// [`Error::Store`](oauth2_adapters_core::Error::Store) errors; neither
+    /// quotes the URL's password.
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .connect(url)
+            .await
+            .map_err(db_error("connecting to PostgreSQL"))?;
+        Self::from_pool(pool).await
+    }
+
+    /// Connects a pool with typed options and runs the migrations: the
+    /// same as [`PostgresStore::connect`], with the TLS settings (and any
+    /// other) given as code rather than in a URL.
+    ///
+    /// ```no_run
+    /// # async fn example() -> oauth2_adapters_core::Result<()> {
+    /// use oauth2_adapters_store_sql::sqlx::postgres::{PgConnectOptions, PgSslMode};
+    /// use oauth2_adapters_store_sql::PostgresStore;
+    ///
+    /// let options = PgConnectOptions::new()
+    ///     .host("db.example.com")
+    ///     .username("app")
+    ///     .password("from-a-secret-store")
+    ///     .database("app")
+    ///     .ssl_mode(PgSslMode::VerifyFull)
+    ///     .ssl_root_cert("/etc/ssl/certs/db-ca.pem");
+    /// let store = PostgresStore::connect_with(options).await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    ///
+    /// The options' `Debug` shows the password (it is `sqlx`'s type): do
+    /// not log them.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .connect_with(options)
             .await
             .map_err(db_error("connecting to PostgreSQL"))?;
         Self::from_pool(pool).await
