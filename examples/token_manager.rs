@@ -25,6 +25,9 @@
 //! Options: `--seconds N` (default 10), `--prefix P` (account name prefix,
 //! default `store-`), `--sqlite PATH`, `--quiet` (print only the summary
 //! line), `--max-concurrent N` (background refreshes at once, default 4),
+//! `--refresher-only` (make no API calls, so only the background refresher
+//! renews tokens, at most `--max-concurrent` at once; without it, an API
+//! call on a token due for renewal starts a refresh of its own),
 //! `--http-timeout-ms N` (per token request, default 2000; no retries), and
 //! `--lease-ms N` / `--in-doubt-grace-ms N` (the refresh lease and how long
 //! a lapsed one blocks its refresh token; defaults 3000 and 600000).
@@ -56,6 +59,7 @@ struct Options {
     prefix: String,
     quiet: bool,
     max_concurrent: usize,
+    refresher_only: bool,
     http_timeout: Duration,
     lease: Duration,
     in_doubt_grace: Duration,
@@ -74,6 +78,7 @@ fn options() -> Result<Options, BoxError> {
         prefix: "store-".into(),
         quiet: false,
         max_concurrent: 4,
+        refresher_only: false,
         http_timeout: Duration::from_millis(2000),
         lease: Duration::from_millis(3000),
         in_doubt_grace: Duration::from_secs(600),
@@ -91,6 +96,7 @@ fn options() -> Result<Options, BoxError> {
             "--prefix" => o.prefix = value()?,
             "--quiet" => o.quiet = true,
             "--max-concurrent" => o.max_concurrent = value()?.parse()?,
+            "--refresher-only" => o.refresher_only = true,
             "--http-timeout-ms" => o.http_timeout = Duration::from_millis(value()?.parse()?),
             "--lease-ms" => o.lease = Duration::from_millis(value()?.parse()?),
             "--in-doubt-grace-ms" => o.in_doubt_grace = Duration::from_millis(value()?.parse()?),
@@ -207,14 +213,16 @@ async fn main() -> Result<(), BoxError> {
             .with_max_concurrent(o.max_concurrent),
     );
 
-    // The service loop: every 100 ms, "call the API" for every store,
-    // until the time is up or a Ctrl-C / SIGTERM arrives.
+    // The service loop: every 100 ms, "call the API" for every store
+    // (unless `--refresher-only`), until the time is up or a Ctrl-C /
+    // SIGTERM arrives.
     let (mut gets, mut errors) = (0usize, 0usize);
     let started = Instant::now();
     let signal = shutdown_signal();
     tokio::pin!(signal);
     while started.elapsed() < Duration::from_secs(o.seconds) {
-        for key in &keys {
+        let calls = if o.refresher_only { &[][..] } else { &keys[..] };
+        for key in calls {
             gets += 1;
             if let Err(error) = manager.get(key).await {
                 errors += 1;
