@@ -23,6 +23,7 @@
 //! | row | fault | also asserted |
 //! |---|---|---|
 //! | 1a `write_fails_wrapper` | CAS fails (wrapper on `MemoryStore`) after the provider rotated | token served at once, 1 pending write, `StoreWriteFailed`; 20 gets, no request; falls due while failing → refreshed from the pending token; heals → `StoreWriteRecovered`, newest token stored |
+//! | 1a' `write_answer_lost_then_refreshed_twice` | a CAS that commits but answers an error (the reply lost), then the pending token refreshed twice more while its retries fail | the newest token is what is stored at the end (**fails today**: see below) |
 //! | 1b `write_fails_sqlite_locked` | SQLite `BEGIN EXCLUSIVE` by another connection past a 300 ms busy timeout | same; falls due while locked → an error (not re-auth), nothing sent |
 //! | 1b' `write_fails_sqlite_locked_default_busy_timeout` | the same with `SqliteStore::open` (5 s), locked 6 s | served, pending, lands |
 //! | 1c `write_fails_postgres_cut` | PostgreSQL reset and refused (proxy `Reset`) between the provider's commit and our CAS | as 1b |
@@ -35,9 +36,9 @@
 //! under `CI=true`, where they fail).
 
 mod fault_matrix {
+    pub mod outages;
     pub mod rig;
     pub mod stores;
-    pub mod outages;
     pub mod write_faults;
 }
 
@@ -58,6 +59,7 @@ macro_rules! matrix {
 
 matrix! {
     write_fails_wrapper => ALL, write_faults::wrapper;
+    write_answer_lost_then_refreshed_twice => ALL, write_faults::answer_lost_then_refreshed_twice;
     write_fails_sqlite_locked => ALL, write_faults::sqlite_locked;
     write_fails_sqlite_locked_default_busy_timeout => ALL, write_faults::sqlite_locked_default_busy_timeout;
     write_fails_postgres_cut => ALL, write_faults::postgres_cut;

@@ -46,16 +46,29 @@ async fn unreachable_for_10s(row: Row, outage: Outage) {
     let store = Arc::new(pg.store().await);
     let manager = rig.manager(store.clone());
     let keys = rig.seed_many(&manager, &row.account_prefix(), 3).await;
-    let served = |i: usize| manager.try_get(&keys[i]).map(|t| t.expose_secret().to_owned());
+    let served = |i: usize| {
+        manager
+            .try_get(&keys[i])
+            .map(|t| t.expose_secret().to_owned())
+    };
     let old: Vec<_> = (0..3).map(|i| served(i).expect("cached")).collect();
 
     rig.make_due();
     let (issued, requests) = (rig.issued(), rig.token_requests());
     for key in &keys[..2] {
         rig.mock().push_fault(Fault::StallAfterProcessing(HOLD));
-        assert!(manager.try_get(key).is_some(), "{row} served while its refresh starts");
+        assert!(
+            manager.try_get(key).is_some(),
+            "{row} served while its refresh starts"
+        );
     }
-    eventually(row, "both refreshes committed", Duration::from_secs(5), || rig.issued() >= issued + 2).await;
+    eventually(
+        row,
+        "both refreshes committed",
+        Duration::from_secs(5),
+        || rig.issued() >= issued + 2,
+    )
+    .await;
     match outage {
         Outage::Refused => {
             pg.proxy.reset_all();
@@ -64,8 +77,15 @@ async fn unreachable_for_10s(row: Row, outage: Outage) {
         Outage::Blackholed => pg.proxy.cut_for(OUTAGE, ProxyMode::Blackhole),
     }
     let cut_at = Instant::now();
-    eventually(row, "two pending writes", Duration::from_secs(6), || manager.pending_writes() == 2).await;
-    assert!(rig.events.write_failures() >= 2, "{row} StoreWriteFailed: {:?}", rig.events.names());
+    eventually(row, "two pending writes", Duration::from_secs(6), || {
+        manager.pending_writes() == 2
+    })
+    .await;
+    assert!(
+        rig.events.write_failures() >= 2,
+        "{row} StoreWriteFailed: {:?}",
+        rig.events.names()
+    );
 
     // During the outage: served at once, the new tokens and the old valid one.
     let mut advanced = false;
@@ -76,7 +96,10 @@ async fn unreachable_for_10s(row: Row, outage: Outage) {
             if i < 2 {
                 assert_ne!(token, old[i], "{row} key {i}: its pending token is served");
             } else {
-                assert_eq!(token, old[i], "{row} key 2: its old token, still valid, is served");
+                assert_eq!(
+                    token, old[i],
+                    "{row} key 2: its old token, still valid, is served"
+                );
             }
         }
         if !advanced && cut_at.elapsed() > OUTAGE / 2 {
@@ -85,20 +108,49 @@ async fn unreachable_for_10s(row: Row, outage: Outage) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(rig.token_requests(), requests + 2, "{row} no request without the store");
-    assert_eq!(manager.pending_writes(), 2, "{row} both tokens still pending");
+    assert_eq!(
+        rig.token_requests(),
+        requests + 2,
+        "{row} no request without the store"
+    );
+    assert_eq!(
+        manager.pending_writes(),
+        2,
+        "{row} both tokens still pending"
+    );
 
     // Afterwards: the writes land, and key 2 is refreshed.
-    eventually(row, "the outage ends", OUTAGE, || pg.proxy.mode() == ProxyMode::Pass).await;
-    eventually(row, "the pending writes land", Duration::from_secs(10), || manager.pending_writes() == 0).await;
-    assert!(rig.events.write_recoveries() >= 2, "{row} StoreWriteRecovered: {:?}", rig.events.names());
+    eventually(row, "the outage ends", OUTAGE, || {
+        pg.proxy.mode() == ProxyMode::Pass
+    })
+    .await;
+    eventually(
+        row,
+        "the pending writes land",
+        Duration::from_secs(10),
+        || manager.pending_writes() == 0,
+    )
+    .await;
+    assert!(
+        rig.events.write_recoveries() >= 2,
+        "{row} StoreWriteRecovered: {:?}",
+        rig.events.names()
+    );
     for i in 0..2 {
         let stored = pg.direct.load(&keys[i]).await.unwrap().expect("stored");
-        assert_eq!(Some(stored.record.access_token), served(i), "{row} key {i}: the served token is stored");
+        assert_eq!(
+            Some(stored.record.access_token),
+            served(i),
+            "{row} key {i}: the served token is stored"
+        );
     }
     rig.clock.advance(Duration::from_secs(25)); // key 2 expired, past its backoff
     let renewed = rig.get_ok(&manager, &keys[2], REFRESH_BOUND).await;
-    assert_ne!(renewed.expose_secret(), old[2], "{row} key 2 refreshed after the outage");
+    assert_ne!(
+        renewed.expose_secret(),
+        old[2],
+        "{row} key 2 refreshed after the outage"
+    );
     rig.assert_invariants(&manager, &pg.direct, &keys).await;
     cleanup(&pg.direct, &keys).await;
 }
@@ -126,7 +178,11 @@ pub async fn restarted(row: Row) {
         for key in &keys {
             rig.get_ok(&manager, key, REFRESH_BOUND).await;
         }
-        assert_eq!(rig.token_requests(), requests + keys.len(), "{row} one refresh per key");
+        assert_eq!(
+            rig.token_requests(),
+            requests + keys.len(),
+            "{row} one refresh per key"
+        );
     }
     assert_eq!(manager.pending_writes(), 0, "{row}");
 
@@ -140,10 +196,21 @@ pub async fn restarted(row: Row) {
     });
     rig.committed_after(issued).await;
     pg.proxy.reset_all();
-    let fresh = waiting.await.unwrap().expect("bounded").expect("the rotated token is served");
-    eventually(row, "no write pending", Duration::from_secs(10), || manager.pending_writes() == 0).await;
+    let fresh = waiting
+        .await
+        .unwrap()
+        .expect("bounded")
+        .expect("the rotated token is served");
+    eventually(row, "no write pending", Duration::from_secs(10), || {
+        manager.pending_writes() == 0
+    })
+    .await;
     let stored = pg.direct.load(&keys[0]).await.unwrap().expect("stored");
-    assert_eq!(stored.record.access_token, fresh.expose_secret(), "{row} stored");
+    assert_eq!(
+        stored.record.access_token,
+        fresh.expose_secret(),
+        "{row} stored"
+    );
     rig.get_ok(&manager, &keys[1], REFRESH_BOUND).await;
 
     // All through: restarts at random instants while the keys are refreshed.
@@ -187,8 +254,13 @@ pub async fn restarted(row: Row) {
         (refreshed, failed)
     };
     let (restarts, (refreshed, failed)) = tokio::join!(restarts, refreshes);
-    eprintln!("{row} seed {seed}: {restarts} restarts, {refreshed} refreshes, {failed} failed gets");
-    eventually(row, "no write pending", Duration::from_secs(10), || manager.pending_writes() == 0).await;
+    eprintln!(
+        "{row} seed {seed}: {restarts} restarts, {refreshed} refreshes, {failed} failed gets"
+    );
+    eventually(row, "no write pending", Duration::from_secs(10), || {
+        manager.pending_writes() == 0
+    })
+    .await;
     rig.assert_invariants(&manager, &pg.direct, &keys).await;
     cleanup(&pg.direct, &keys).await;
 }

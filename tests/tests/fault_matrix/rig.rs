@@ -17,9 +17,8 @@ use oauth2_adapters::manager::{
 use oauth2_adapters::partner::Partner;
 use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockProvider, PartnerMock};
 use oauth2_adapters::{
-    ClientCredentialsProvider, Context, Error, HttpConfig, ManualClock, Provider,
-    ProviderId, RefreshPolicy, RefreshTokenProvider, RetryPolicy, SecretString, Token, TokenKey,
-    TokenStore,
+    ClientCredentialsProvider, Context, Error, HttpConfig, ManualClock, Provider, ProviderId,
+    RefreshPolicy, RefreshTokenProvider, RetryPolicy, SecretString, Token, TokenKey, TokenStore,
 };
 use oauth2_adapters_tests::code_flow::sign_in;
 use oauth2_adapters_tests::{credentials, Fixture, REDIRECT_URI, START_UNIX};
@@ -103,10 +102,16 @@ where
     let only = std::env::var("FM_ONLY").ok();
     let tasks: Vec<_> = providers
         .iter()
-        .filter(|p| only.as_deref().is_none_or(|o| format!("{p:?}").eq_ignore_ascii_case(o)))
+        .filter(|p| {
+            only.as_deref()
+                .is_none_or(|o| format!("{p:?}").eq_ignore_ascii_case(o))
+        })
         .map(|&provider| {
             let row = Row { fault, provider };
-            (row, tokio::spawn(tokio::time::timeout(ROW_BOUND, case(row))))
+            (
+                row,
+                tokio::spawn(tokio::time::timeout(ROW_BOUND, case(row))),
+            )
         })
         .collect();
     let mut failures = Vec::new();
@@ -194,7 +199,11 @@ impl Rig {
                     .context(context)
                     .build()
                     .expect("the adapter builds");
-                Adapter::Hike(Fixture { provider, mock, clock: clock.clone() })
+                Adapter::Hike(Fixture {
+                    provider,
+                    mock,
+                    clock: clock.clone(),
+                })
             }
             HYPERSKU => {
                 let mock = HyperSkuMock::start(config).await.expect("the mock starts");
@@ -203,7 +212,11 @@ impl Rig {
                     .context(context)
                     .build()
                     .expect("the adapter builds");
-                Adapter::HyperSku(Fixture { provider, mock, clock: clock.clone() })
+                Adapter::HyperSku(Fixture {
+                    provider,
+                    mock,
+                    clock: clock.clone(),
+                })
             }
             PARTNER => {
                 let mock = PartnerMock::start(config).await.expect("the mock starts");
@@ -212,7 +225,11 @@ impl Rig {
                     .context(context)
                     .build()
                     .expect("the adapter builds");
-                Adapter::Partner(Fixture { provider, mock, clock: clock.clone() })
+                Adapter::Partner(Fixture {
+                    provider,
+                    mock,
+                    clock: clock.clone(),
+                })
             }
         };
         Rig {
@@ -279,7 +296,11 @@ impl Rig {
         self.builder_with(store, self.renewer())
     }
 
-    pub fn builder_with(&self, store: Arc<dyn TokenStore>, renewer: Renewer) -> TokenManagerBuilder {
+    pub fn builder_with(
+        &self,
+        store: Arc<dyn TokenStore>,
+        renewer: Renewer,
+    ) -> TokenManagerBuilder {
         TokenManager::builder()
             .store(store)
             .clock(Arc::new(self.clock.clone()))
@@ -295,7 +316,9 @@ impl Rig {
     }
 
     pub fn manager(&self, store: Arc<dyn TokenStore>) -> TokenManager {
-        self.builder(store).build().expect("the manager's configuration is valid")
+        self.builder(store)
+            .build()
+            .expect("the manager's configuration is valid")
     }
 
     pub fn key(&self, account: &str) -> TokenKey {
@@ -314,14 +337,17 @@ impl Rig {
         match token {
             Some(token) => {
                 let token = token.unwrap_or_else(|e| panic!("{} sign-in failed: {e}", self.row));
-                manager.insert(key.clone(), token).await.unwrap_or_else(|e| {
-                    panic!("{} storing the signed-in token failed: {e}", self.row)
-                });
+                manager
+                    .insert(key.clone(), token)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{} storing the signed-in token failed: {e}", self.row)
+                    });
             }
             None => {
-                self.get(manager, &key, REFRESH_BOUND).await.unwrap_or_else(|e| {
-                    panic!("{} the first acquisition failed: {e}", self.row)
-                });
+                self.get(manager, &key, REFRESH_BOUND)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} the first acquisition failed: {e}", self.row));
             }
         }
         key
@@ -370,7 +396,12 @@ impl Rig {
     }
 
     /// [`Rig::get`] that must succeed.
-    pub async fn get_ok(&self, manager: &TokenManager, key: &TokenKey, bound: Duration) -> AccessToken {
+    pub async fn get_ok(
+        &self,
+        manager: &TokenManager,
+        key: &TokenKey,
+        bound: Duration,
+    ) -> AccessToken {
         self.get(manager, key, bound)
             .await
             .unwrap_or_else(|e| panic!("{} get({key}) failed: {e:?}", self.row))
@@ -390,9 +421,12 @@ impl Rig {
     /// Waits until the mock has issued more than `before` access tokens:
     /// the provider has committed the refresh.
     pub async fn committed_after(&self, before: usize) {
-        eventually(self.row, "the provider committed the refresh", Duration::from_secs(5), || {
-            self.issued() > before
-        })
+        eventually(
+            self.row,
+            "the provider committed the refresh",
+            Duration::from_secs(5),
+            || self.issued() > before,
+        )
         .await;
     }
 
@@ -402,18 +436,27 @@ impl Rig {
     ///   manager serves an access token the mock's API accepts;
     /// * none sent twice: the mock counted no reuse of a spent refresh token;
     /// * no false re-authorization: no such event.
-    pub async fn assert_invariants(&self, manager: &TokenManager, store: &dyn TokenStore, keys: &[TokenKey]) {
+    pub async fn assert_invariants(
+        &self,
+        manager: &TokenManager,
+        store: &dyn TokenStore,
+        keys: &[TokenKey],
+    ) {
         let row = self.row;
         let mut broken = Vec::new();
         let reuses = self.mock().refresh_token_reuses();
         if reuses != 0 {
-            broken.push(format!("a spent refresh token was sent again {reuses} time(s) (the family is revoked)"));
+            broken.push(format!(
+                "a spent refresh token was sent again {reuses} time(s) (the family is revoked)"
+            ));
         }
         let reauth = self
             .events
             .count(|e| matches!(e, TokenEvent::ReauthorizationRequired { .. }));
         if reauth != 0 {
-            broken.push(format!("ReauthorizationRequired was reported {reauth} time(s)"));
+            broken.push(format!(
+                "ReauthorizationRequired was reported {reauth} time(s)"
+            ));
         }
         for key in keys {
             let stored = match store.load(key).await {
@@ -440,13 +483,18 @@ impl Rig {
                         stored.version
                     ));
                 }
-            } else if !self.mock().is_access_token_valid(&stored.record.access_token) {
+            } else if !self
+                .mock()
+                .is_access_token_valid(&stored.record.access_token)
+            {
                 broken.push(format!("{key}: the stored access token is not valid"));
             }
             if broken.is_empty() {
                 let served = self.get_ok(manager, key, REFRESH_BOUND).await;
                 if !self.mock().is_access_token_valid(served.expose_secret()) {
-                    broken.push(format!("{key}: the served access token is refused by the API"));
+                    broken.push(format!(
+                        "{key}: the served access token is refused by the API"
+                    ));
                 }
             }
         }
@@ -468,7 +516,12 @@ impl Rig {
         let reauth = self
             .events
             .count(|e| matches!(e, TokenEvent::ReauthorizationRequired { .. }));
-        assert_eq!(reauth, 0, "{row} ReauthorizationRequired was reported: {:?}", self.events.names());
+        assert_eq!(
+            reauth,
+            0,
+            "{row} ReauthorizationRequired was reported: {:?}",
+            self.events.names()
+        );
     }
 }
 
@@ -476,7 +529,10 @@ impl Rig {
 pub async fn eventually(row: Row, what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !check() {
-        assert!(Instant::now() < deadline, "{row} timed out after {within:?} waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "{row} timed out after {within:?} waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -508,7 +564,13 @@ impl Events {
             .lock()
             .unwrap()
             .iter()
-            .map(|e| format!("{e:?}").split([' ', '{']).next().unwrap_or("?").to_owned())
+            .map(|e| {
+                format!("{e:?}")
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap_or("?")
+                    .to_owned()
+            })
             .collect()
     }
 }
@@ -536,14 +598,20 @@ impl<P: Provider> Provider for Declared<P> {
 
 #[async_trait]
 impl<P: RefreshTokenProvider> RefreshTokenProvider for Declared<P> {
-    async fn request_refresh(&self, refresh_token: &SecretString) -> oauth2_adapters::Result<Token> {
+    async fn request_refresh(
+        &self,
+        refresh_token: &SecretString,
+    ) -> oauth2_adapters::Result<Token> {
         self.inner.request_refresh(refresh_token).await
     }
 }
 
 #[async_trait]
 impl<P: ClientCredentialsProvider> ClientCredentialsProvider for Declared<P> {
-    async fn request_client_credentials(&self, scopes: &[String]) -> oauth2_adapters::Result<Token> {
+    async fn request_client_credentials(
+        &self,
+        scopes: &[String],
+    ) -> oauth2_adapters::Result<Token> {
         self.inner.request_client_credentials(scopes).await
     }
 }

@@ -5,16 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth2_adapters::store::LeaseRequest;
+use oauth2_adapters::store_sql::sqlx;
 use oauth2_adapters::store_sql::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use oauth2_adapters::store_sql::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use oauth2_adapters::store_sql::sqlx;
 use oauth2_adapters::store_sql::{PostgresStore, SqliteStore};
 use oauth2_adapters::testkit::FaultProxy;
 use oauth2_adapters::{
@@ -31,6 +31,29 @@ pub struct FailingStore {
     fail_writes: AtomicBool,
     panic_next_write: AtomicBool,
     failed: AtomicUsize,
+    script: Mutex<Option<Script>>,
+}
+
+/// What one write does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Delegated to the real store.
+    Pass,
+    /// An error; nothing written.
+    Fail,
+    /// Written by the real store, then an error: the answer was lost (a
+    /// connection cut after the commit).
+    CommitThenFail,
+}
+
+/// Write outcomes by the token written: `first[n]` for the first write of
+/// the n-th distinct access token, `repeats` for every later write of
+/// those tokens (a pending write's retries); any other write passes.
+#[derive(Debug)]
+struct Script {
+    first: Vec<WriteOutcome>,
+    repeats: WriteOutcome,
+    seen: Vec<String>,
 }
 
 impl FailingStore {
@@ -40,7 +63,38 @@ impl FailingStore {
             fail_writes: AtomicBool::new(false),
             panic_next_write: AtomicBool::new(false),
             failed: AtomicUsize::new(0),
+            script: Mutex::new(None),
         })
+    }
+
+    /// Scripts the coming writes (see [`Script`]); ends `fail_writes`.
+    pub fn script(&self, first: Vec<WriteOutcome>, repeats: WriteOutcome) {
+        self.fail_writes(false);
+        *self.script.lock().unwrap() = Some(Script {
+            first,
+            repeats,
+            seen: Vec::new(),
+        });
+    }
+
+    fn scripted(&self, record: &TokenRecord) -> WriteOutcome {
+        let mut script = self.script.lock().unwrap();
+        let Some(script) = script.as_mut() else {
+            return WriteOutcome::Pass;
+        };
+        if let Some(n) = script.seen.iter().position(|t| *t == record.access_token) {
+            return if n < script.first.len() {
+                script.repeats
+            } else {
+                WriteOutcome::Pass
+            };
+        }
+        script.seen.push(record.access_token.clone());
+        script
+            .first
+            .get(script.seen.len() - 1)
+            .copied()
+            .unwrap_or(WriteOutcome::Pass)
     }
 
     pub fn fail_writes(&self, on: bool) {
@@ -56,18 +110,38 @@ impl FailingStore {
         self.failed.load(Ordering::SeqCst)
     }
 
-    fn check_write(&self) -> Result<()> {
+    fn check_write(&self, record: &TokenRecord) -> Result<WriteOutcome> {
         if self.panic_next_write.swap(false, Ordering::SeqCst) {
             panic!("a store with a bug panicked in compare_and_swap");
         }
-        if self.fail_writes.load(Ordering::SeqCst) {
-            self.failed.fetch_add(1, Ordering::SeqCst);
-            return Err(Error::Store {
-                message: "injected write failure (disk full)".into(),
-                source: None,
-            });
+        let outcome = if self.fail_writes.load(Ordering::SeqCst) {
+            WriteOutcome::Fail
+        } else {
+            self.scripted(record)
+        };
+        if outcome == WriteOutcome::Fail {
+            return Err(self.injected());
         }
-        Ok(())
+        Ok(outcome)
+    }
+
+    fn injected(&self) -> Error {
+        self.failed.fetch_add(1, Ordering::SeqCst);
+        Error::Store {
+            message: "injected write failure".into(),
+            source: None,
+        }
+    }
+
+    /// Passes `written` on, or loses it (`CommitThenFail`).
+    fn answer(&self, outcome: WriteOutcome, written: Result<CasOutcome>) -> Result<CasOutcome> {
+        match outcome {
+            WriteOutcome::CommitThenFail => {
+                written?;
+                Err(self.injected())
+            }
+            _ => written,
+        }
     }
 }
 
@@ -82,8 +156,9 @@ impl TokenStore for FailingStore {
         expected: Option<u64>,
         record: &TokenRecord,
     ) -> Result<CasOutcome> {
-        self.check_write()?;
-        self.inner.compare_and_swap(key, expected, record).await
+        let outcome = self.check_write(record)?;
+        let written = self.inner.compare_and_swap(key, expected, record).await;
+        self.answer(outcome, written)
     }
     async fn delete(&self, key: &TokenKey) -> Result<()> {
         self.inner.delete(key).await
@@ -108,10 +183,12 @@ impl TokenStore for FailingStore {
         record: &TokenRecord,
         holder: &str,
     ) -> Result<CasOutcome> {
-        self.check_write()?;
-        self.inner
+        let outcome = self.check_write(record)?;
+        let written = self
+            .inner
             .compare_and_swap_releasing(key, expected, record, holder)
-            .await
+            .await;
+        self.answer(outcome, written)
     }
 }
 
@@ -130,7 +207,9 @@ impl SqliteFile {
 
     /// `SqliteStore::open`: its own pool, the store's defaults (5 s busy timeout).
     pub async fn open(&self) -> SqliteStore {
-        SqliteStore::open(&self.path).await.expect("the SQLite store opens")
+        SqliteStore::open(&self.path)
+            .await
+            .expect("the SQLite store opens")
     }
 
     /// A store on its own pool with the store's settings but a short busy
@@ -141,7 +220,9 @@ impl SqliteFile {
             .connect_with(options(&self.path).busy_timeout(busy))
             .await
             .expect("the SQLite pool opens");
-        SqliteStore::from_pool(pool).await.expect("the SQLite store opens")
+        SqliteStore::from_pool(pool)
+            .await
+            .expect("the SQLite store opens")
     }
 
     /// Another connection takes the database's write lock (`BEGIN
@@ -196,7 +277,10 @@ impl ProxiedPostgres {
         let direct = postgres_store().await?;
         let url = database_url();
         let parsed = url::Url::parse(&url).expect("DATABASE_URL is a URL");
-        let host = parsed.host_str().expect("DATABASE_URL has a host").to_owned();
+        let host = parsed
+            .host_str()
+            .expect("DATABASE_URL has a host")
+            .to_owned();
         let port = parsed.port().unwrap_or(5432);
         let upstream = tokio::net::lookup_host((host.as_str(), port))
             .await
@@ -233,7 +317,9 @@ async fn pool_store(url: &str) -> PostgresStore {
         .connect_with(options)
         .await
         .expect("PostgreSQL answers");
-    PostgresStore::from_pool(pool).await.expect("the PostgreSQL store migrates")
+    PostgresStore::from_pool(pool)
+        .await
+        .expect("the PostgreSQL store migrates")
 }
 
 /// Removes the row's keys from the shared database.
