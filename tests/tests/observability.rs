@@ -55,7 +55,8 @@ async fn token_requests_and_manager_refreshes_are_counted_and_traced() {
     let manager = TokenManager::builder()
         .clock(Arc::new(fx.clock.clone()))
         .renewer(Renewer::reacquire(Arc::new(fx.provider.clone())))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let key = TokenKey::new(fx.provider.id(), "app");
 
     fx.mock.push_fault(Fault::Status(503));

@@ -194,7 +194,8 @@ async fn no_secret_appears_in_any_tracing_output_during_every_flow() {
         .renewer(Renewer::refresh_token(Arc::new(hypersku.provider.clone())))
         .renewer(Renewer::reacquire(Arc::new(partner.provider.clone())))
         .on_event(|event| tracing::info!(event = ?event, "token event"))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let signed_in = oauth2_adapters_tests::code_flow::sign_in(&hypersku)
         .await
         .unwrap();

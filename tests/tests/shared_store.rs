@@ -59,7 +59,8 @@ async fn managers_with_their_own_pools_refresh_each_key_once() {
     let seed = TokenManager::builder()
         .store(Arc::new(seed_store.clone()))
         .clock(Arc::new(fx.clock.clone()))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let keys = sign_in_accounts(&fx, &seed, &prefix, 5).await;
 
     let provider = Arc::new(fx.provider.clone());
@@ -72,7 +73,8 @@ async fn managers_with_their_own_pools_refresh_each_key_once() {
                 .clock(Arc::new(fx.clock.clone()))
                 .renewer(Renewer::refresh_token(provider.clone()))
                 .lease(Duration::from_secs(10), Duration::from_millis(10))
-                .build().unwrap(),
+                .build()
+                .unwrap(),
         );
     }
     fx.clock.advance(Duration::from_secs(3601));
@@ -140,7 +142,8 @@ async fn several_processes_share_one_store_without_reusing_a_refresh_token() {
     let prefix = unique_prefix("procs");
     let seed = TokenManager::builder()
         .store(Arc::new(store.clone()))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let keys = sign_in_accounts(&fx, &seed, &prefix, 4).await;
     fx.mock.clear_requests();
 

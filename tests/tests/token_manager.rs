@@ -48,7 +48,8 @@ where
         .store(store.clone())
         .clock(Arc::new(clock.clone()))
         .renewer(Renewer::refresh_token(provider.clone()))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let first_refresh = token.refresh_token.clone().expect("a refresh token");
     let key = TokenKey::new(provider.id(), "account-1");
     manager.insert(key.clone(), token).await.unwrap();
@@ -96,7 +97,8 @@ async fn partner_one_request_for_1000_callers_cold_and_expired() {
     let manager = TokenManager::builder()
         .clock(Arc::new(fx.clock.clone()))
         .renewer(Renewer::reacquire(provider.clone()))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let key = TokenKey::new(provider.id(), "partner-client");
 
     let cold = concurrent_gets(&manager, &key).await;
@@ -129,7 +131,8 @@ async fn cancelling_the_first_caller_mid_refresh_fails_nobody() {
     let manager = TokenManager::builder()
         .clock(Arc::new(clock.clone()))
         .renewer(Renewer::refresh_token(provider.clone()))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let key = TokenKey::new(provider.id(), "store-1");
     manager.insert(key.clone(), token).await.unwrap();
     clock.advance(Duration::from_secs(3601));

@@ -154,7 +154,8 @@ fn manager_with(
     let manager = TokenManager::builder()
         .store(store)
         .clock(clock.clone())
-        .build().expect("the manager builds");
+        .build()
+        .expect("the manager builds");
     rt.block_on(async {
         for i in 0..keys {
             manager
@@ -280,7 +281,8 @@ fn coalescing() {
         let manager = TokenManager::builder()
             .clock(Arc::new(clock.clone()))
             .renewer(Renewer::reacquire(provider.clone()))
-            .build().expect("the manager builds");
+            .build()
+            .expect("the manager builds");
         let probe = key(1);
         rt.block_on(manager.get(&probe)).expect("first token");
         clock.advance(Duration::from_secs(7200));

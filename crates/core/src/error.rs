@@ -143,9 +143,7 @@ pub enum Error {
 }
 
 fn fmt_retry_after(retry_after: Option<Duration>) -> String {
-    retry_after.map_or_else(String::new, |d| {
-        format!(" (retry in {} ms)", d.as_millis())
-    })
+    retry_after.map_or_else(String::new, |d| format!(" (retry in {} ms)", d.as_millis()))
 }
 
 /// Why the token manager deferred a renewal ([`Error::RefreshDeferred`]).

@@ -49,7 +49,9 @@ impl ForcedRefreshPacer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, (Instant, u64)>> {
-        self.last.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.last
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// True when a refresh forced for `key` within the interval already

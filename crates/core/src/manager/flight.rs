@@ -202,10 +202,9 @@ impl Inner {
         if spends && slot.current.load().is_none() && !slot.has_pending() {
             // A key with no token (e.g. taken from untrusted input) leaves
             // nothing behind.
-            let _ = self
-                .slots
-                .pin()
-                .remove_if(key, |_, s| Arc::ptr_eq(s, slot) && s.current.load().is_none());
+            let _ = self.slots.pin().remove_if(key, |_, s| {
+                Arc::ptr_eq(s, slot) && s.current.load().is_none()
+            });
         }
     }
 

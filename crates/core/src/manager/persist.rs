@@ -201,9 +201,9 @@ impl Inner {
     fn start_writer(self: &Arc<Self>, key: &TokenKey, slot: &Arc<Slot>, mut pending: PendingWrite) {
         let id = pending.id;
         let mut guard = slot.pending();
-        let task = self
-            .tasks
-            .spawn(Arc::clone(self).write_pending(key.clone(), Arc::clone(slot), id));
+        let task =
+            self.tasks
+                .spawn(Arc::clone(self).write_pending(key.clone(), Arc::clone(slot), id));
         pending.writer = Some(task.abort_handle());
         *guard = Some(pending);
     }

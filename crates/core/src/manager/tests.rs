@@ -11,8 +11,8 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::store::MemoryStore;
 use crate::provider::{ClientCredentialsProvider, Context, Provider, RefreshPolicy};
+use crate::store::MemoryStore;
 
 const LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -232,7 +232,7 @@ async fn failures_are_reported_backed_off_and_recovered_from() {
             .failure_backoff(Duration::from_secs(2), Duration::from_secs(60))
             .on_event(move |event| seen.lock().unwrap().push(format!("{event:?}")))
             .build()
-        .unwrap()
+            .unwrap()
     };
     manager.get(&key("a")).await.unwrap();
     clock.advance(LIFETIME - Duration::from_secs(5));

@@ -137,7 +137,8 @@ struct FlakyStore {
 
 impl FlakyStore {
     fn check(&self, write: bool) -> Result<()> {
-        if self.fail_all.load(Ordering::SeqCst) || (write && self.fail_writes.load(Ordering::SeqCst))
+        if self.fail_all.load(Ordering::SeqCst)
+            || (write && self.fail_writes.load(Ordering::SeqCst))
         {
             return Err(Error::Store {
                 message: "database is locked".into(),
@@ -264,7 +265,10 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 async fn a_token_the_store_would_not_take_is_served_kept_and_written_later() {
     let s = Setup::new();
     let manager = s.manager();
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
     s.clock.advance(LIFETIME + Duration::from_secs(1)); // expired: get waits
     s.store.fail_writes.store(true, Ordering::SeqCst);
     let fresh = manager.get(&key("a")).await.unwrap();
@@ -274,7 +278,10 @@ async fn a_token_the_store_would_not_take_is_served_kept_and_written_later() {
     assert_eq!(s.stored_access(&key("a")).await, "at-0");
     // Many more calls: served from memory, never refreshed with the spent token.
     for _ in 0..50 {
-        assert_eq!(manager.get(&key("a")).await.unwrap().expose_secret(), "at-1");
+        assert_eq!(
+            manager.get(&key("a")).await.unwrap().expose_secret(),
+            "at-1"
+        );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.provider.calls(), 1);
@@ -284,7 +291,10 @@ async fn a_token_the_store_would_not_take_is_served_kept_and_written_later() {
     assert_eq!(s.saw("StoreWriteRecovered"), 1);
     // The next refresh uses the rotated refresh token.
     s.clock.advance(LIFETIME + Duration::from_secs(1));
-    assert_eq!(manager.get(&key("a")).await.unwrap().expose_secret(), "at-2");
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "at-2"
+    );
     assert_eq!(s.provider.reuses(), 0);
     assert_eq!(s.saw("ReauthorizationRequired"), 0);
 }
@@ -293,14 +303,24 @@ async fn a_token_the_store_would_not_take_is_served_kept_and_written_later() {
 async fn a_pending_token_that_falls_due_is_refreshed_from_memory_not_from_the_store() {
     let s = Setup::new();
     let manager = s.manager();
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
     s.store.fail_writes.store(true, Ordering::SeqCst);
     for expected in ["at-1", "at-2", "at-3"] {
         s.clock.advance(LIFETIME + Duration::from_secs(1));
-        assert_eq!(manager.get(&key("a")).await.unwrap().expose_secret(), expected);
+        assert_eq!(
+            manager.get(&key("a")).await.unwrap().expose_secret(),
+            expected
+        );
         assert_eq!(manager.pending_writes(), 1);
     }
-    assert_eq!(s.provider.reuses(), 0, "the spent stored token was never sent");
+    assert_eq!(
+        s.provider.reuses(),
+        0,
+        "the spent stored token was never sent"
+    );
     s.store.fail_writes.store(false, Ordering::SeqCst);
     eventually("the pending write lands", || manager.pending_writes() == 0).await;
     assert_eq!(s.stored_access(&key("a")).await, "at-3");
@@ -321,9 +341,15 @@ async fn a_panicking_hook_or_refresh_wedges_nothing() {
             .build()
             .unwrap()
     };
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
     s.clock.advance(LIFETIME + Duration::from_secs(1));
-    assert_eq!(manager.get(&key("a")).await.unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "at-1"
+    );
     assert!(panics.load(Ordering::SeqCst) >= 1);
     // A panic in the provider's code: an error, and the key stays usable.
     s.clock.advance(LIFETIME + Duration::from_secs(1));
@@ -331,7 +357,10 @@ async fn a_panicking_hook_or_refresh_wedges_nothing() {
     let error = manager.get(&key("a")).await.unwrap_err();
     assert!(matches!(error, Error::Internal { .. }), "{error:?}");
     s.clock.advance(Duration::from_secs(120)); // past the backoff
-    assert_eq!(manager.get(&key("a")).await.unwrap().expose_secret(), "at-3");
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "at-3"
+    );
 }
 
 #[tokio::test]
@@ -344,16 +373,28 @@ async fn configuration_that_could_overflow_or_lapse_is_refused() {
     };
     refused(s.builder().lease(Duration::MAX, Duration::from_millis(50)));
     refused(s.builder().lease(Duration::from_secs(30), Duration::ZERO));
-    refused(s.builder().failure_backoff(Duration::ZERO, Duration::from_secs(1)));
-    refused(s.builder().failure_backoff(Duration::from_secs(9), Duration::from_secs(1)));
+    refused(
+        s.builder()
+            .failure_backoff(Duration::ZERO, Duration::from_secs(1)),
+    );
+    refused(
+        s.builder()
+            .failure_backoff(Duration::from_secs(9), Duration::from_secs(1)),
+    );
     refused(s.builder().in_doubt_grace(Duration::MAX));
     refused(s.builder().refresh_timing(RefreshTiming {
         max_skew_fraction: f64::NAN,
         ..Default::default()
     }));
-    refused(s.builder().renewer(Renewer::refresh_token(s.provider.clone())));
+    refused(
+        s.builder()
+            .renewer(Renewer::refresh_token(s.provider.clone())),
+    );
     // The provider's requests last up to 1 s: a shorter lease could lapse mid-request.
-    let text = refused(s.builder().lease(Duration::from_millis(900), Duration::from_millis(10)));
+    let text = refused(
+        s.builder()
+            .lease(Duration::from_millis(900), Duration::from_millis(10)),
+    );
     assert!(text.contains("shorter than the longest request"), "{text}");
 }
 
@@ -361,7 +402,10 @@ async fn configuration_that_could_overflow_or_lapse_is_refused() {
 async fn a_failing_key_answers_at_once_while_it_backs_off() {
     let s = Setup::new();
     let manager = s.manager();
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
     s.clock.advance(LIFETIME + Duration::from_secs(1));
     s.provider.fail.store(true, Ordering::SeqCst);
     let first = manager.get(&key("a")).await.unwrap_err();
@@ -377,7 +421,10 @@ async fn a_failing_key_answers_at_once_while_it_backs_off() {
     assert_eq!(s.provider.calls(), 1, "one request, not one per call");
     s.provider.fail.store(false, Ordering::SeqCst);
     s.clock.advance(Duration::from_secs(3));
-    assert_eq!(manager.get(&key("a")).await.unwrap().expose_secret(), "at-2");
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "at-2"
+    );
 }
 
 #[tokio::test]
@@ -385,7 +432,10 @@ async fn keys_without_a_token_leave_nothing_behind() {
     let s = Setup::new();
     let manager = s.manager();
     for i in 0..2000 {
-        let error = manager.get(&key(&format!("unknown-{i}"))).await.unwrap_err();
+        let error = manager
+            .get(&key(&format!("unknown-{i}")))
+            .await
+            .unwrap_err();
         assert!(error.requires_reauthorization());
     }
     assert_eq!(manager.len(), 0);
@@ -396,7 +446,9 @@ async fn warm_skips_and_reports_what_it_cannot_read() {
     let s = Setup::new();
     let seed = s.manager();
     for account in ["a", "b", "c"] {
-        seed.insert(key(account), s.provider.sign_in()).await.unwrap();
+        seed.insert(key(account), s.provider.sign_in())
+            .await
+            .unwrap();
     }
     s.store.unreadable.lock().unwrap().insert(key("b"));
     let manager = s.manager();
@@ -449,7 +501,10 @@ async fn a_slow_provider_keeps_its_lease_and_the_other_instance_waits_for_its_to
 async fn a_lapsed_lease_keeps_the_refresh_token_in_doubt_until_its_write_lands() {
     let s = Setup::new();
     let manager = s.manager();
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
     // Another instance took the lease, sent the refresh token, and went silent.
     let stalled = LeaseRequest {
         holder: "stalled-instance",
@@ -466,10 +521,20 @@ async fn a_lapsed_lease_keeps_the_refresh_token_in_doubt_until_its_write_lands()
     s.clock.advance(LIFETIME + Duration::from_secs(1));
     let error = manager.get(&key("a")).await.unwrap_err();
     assert!(
-        matches!(error, Error::RefreshDeferred { reason: DeferredReason::InDoubt, retry_after: Some(_) }),
+        matches!(
+            error,
+            Error::RefreshDeferred {
+                reason: DeferredReason::InDoubt,
+                retry_after: Some(_)
+            }
+        ),
         "{error:?}"
     );
-    assert_eq!(s.provider.calls(), 0, "the refresh token in doubt was not sent");
+    assert_eq!(
+        s.provider.calls(),
+        0,
+        "the refresh token in doubt was not sent"
+    );
     // Its write lands: the next call gets its token.
     let theirs = s.provider.issue(7);
     s.store
@@ -477,7 +542,10 @@ async fn a_lapsed_lease_keeps_the_refresh_token_in_doubt_until_its_write_lands()
         .await
         .unwrap();
     s.clock.advance(Duration::from_secs(3));
-    assert_eq!(manager.get(&key("a")).await.unwrap().expose_secret(), "at-7");
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "at-7"
+    );
     assert_eq!(s.provider.calls(), 0);
 }
 
@@ -486,8 +554,14 @@ async fn shutdown_lets_a_refresh_finish_and_reports_what_it_could_not_store() {
     let s = Setup::new();
     *s.provider.delay.lock().unwrap() = Duration::from_millis(300);
     let manager = s.manager();
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
-    manager.insert(key("b"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
+    manager
+        .insert(key("b"), s.provider.sign_in())
+        .await
+        .unwrap();
     s.make_due();
     manager.try_get(&key("a")).unwrap(); // starts a background refresh
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -498,19 +572,31 @@ async fn shutdown_lets_a_refresh_finish_and_reports_what_it_could_not_store() {
     s.clock.advance(Duration::from_secs(120));
     let error = manager.get(&key("b")).await.unwrap_err();
     assert!(
-        matches!(error, Error::RefreshDeferred { reason: DeferredReason::ShuttingDown, .. }),
+        matches!(
+            error,
+            Error::RefreshDeferred {
+                reason: DeferredReason::ShuttingDown,
+                ..
+            }
+        ),
         "{error:?}"
     );
 
     let s = Setup::new();
     let manager = s.manager();
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
     s.clock.advance(LIFETIME + Duration::from_secs(1));
     s.store.fail_writes.store(true, Ordering::SeqCst);
     manager.get(&key("a")).await.unwrap();
     let report = manager.shutdown(Duration::from_millis(300)).await;
     assert_eq!(report.unpersisted.len(), 1);
-    assert_eq!(report.unpersisted[0].token.access_token.expose_secret(), "at-1");
+    assert_eq!(
+        report.unpersisted[0].token.access_token.expose_secret(),
+        "at-1"
+    );
     assert!(!format!("{report:?}").contains("at-1"));
     assert_eq!(manager.pending_writes(), 0);
 }
@@ -520,7 +606,10 @@ async fn shutdown_abandons_and_reports_a_refresh_past_its_deadline() {
     let s = Setup::new();
     *s.provider.delay.lock().unwrap() = Duration::from_secs(3);
     let manager = s.manager();
-    manager.insert(key("a"), s.provider.sign_in()).await.unwrap();
+    manager
+        .insert(key("a"), s.provider.sign_in())
+        .await
+        .unwrap();
     s.make_due();
     manager.try_get(&key("a")).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
