@@ -10,8 +10,8 @@
 //! (`Rig::assert_invariants`):
 //!
 //! * **no refresh token lost**: the refresh token stored at the end is the
-//!   live one at the mock (partner: the stored access token is valid), and
-//!   the manager serves an access token the mock's API accepts;
+//!   live one at the mock, and the manager serves an access token the
+//!   mock's API accepts (the partner: the latter);
 //! * **none sent twice**: `refresh_token_reuses() == 0`;
 //! * **no false re-authorization**: no `ReauthorizationRequired` event, and
 //!   no `get` returns one (`Rig::get` checks every call);
@@ -30,14 +30,26 @@
 //! | 2 `store_unreachable_10s_refused` | 3 keys due; 2 refreshes committed at the provider, then PostgreSQL down 10 s (`reset_all` + `Refuse`) | every get served at once during the outage (2 new tokens pending, the 3rd old and valid, no request); 2 `StoreWriteFailed`; afterwards both land (`StoreWriteRecovered`), the stored token is the served one, the 3rd is refreshed |
 //! | 2' `store_unreachable_10s_blackholed` | the same with a partition (`Blackhole`: connections hang; pool acquire timeout 2 s) | same |
 //! | 3 `postgres_restarted` | `reset_all` between refreshes, during one (after the provider's commit), and at random instants (10–120 ms apart) through 3 s of refreshes | between: every get succeeds, one request per key; during: served and stored; random: every key refreshed eventually, no write left pending |
+//! | 4 `provider_slower_than_lease` | two managers (own PostgreSQL pools), 2 s lease, the provider answers after 3.2 s (it declares a 2 s timeout; the adapter's real one is 10 s); the second asks after 2.3 s | the builder refuses the 2 s lease for the adapter as it is; one request, both get the same token |
+//! | 5 `shutdown_during_background_refresh` | `shutdown(10 s)` while the background refresher waits for a held answer; then `shutdown(200 ms)` against a 1.5 s one | clean report, rotated tokens stored, later expired gets `RefreshDeferred{ShuttingDown}` with no request, a restart warms and refreshes; the short one lists the key in `abandoned_refreshes` |
+//! | 6 `panicking_hook` | an `on_event` hook panicking on every event through refreshes, a failed write and its recovery | every get works, the other hook and a subscriber get every event |
+//! | 6' `panicking_store` | the store's CAS panics after the provider rotated | `Error::Internal`, then the key works (**fails today** for the rotating providers: see below) |
+//! | 7 `two_managers_one_{memory_store,sqlite_file,postgres}` | two managers, one store (shared `MemoryStore`; two pools on one SQLite file; two PostgreSQL pools), 3 keys × 2 managers × 10 callers, 300 ms refreshes | one request (one rotation) per key, every caller of a key gets the same token |
+//! | 8 `failing_refresh_is_paced` | expired key, provider answers 503 three times | per round, 50 concurrent + 50 sequential gets → 1 request; `RefreshDeferred{Backoff{503}}` with `retry_after`; then one request renews |
+//! | 9 `bearer_auth_against_a_refusing_api` | `BearerAuth`, an API answering 401 to everything | 20 sequential + 20 concurrent requests → one forced refresh; 41 API hits (one retry) |
+//! | 10 `untrusted_keys` | 50,000 gets on unknown keys (partner: 1,000 while its token endpoint answers 401) | at once, no request (partner: one each), `len()` stays 1 (partner: back to 1 once the refresher runs) |
+//! | 10' `warm_with_an_unreadable_row` | SQLite rows under a key id the ring lacks | `WarmReport { loaded: 3, unreadable: [that key] }`, one `StoredTokenUnreadable`, a get on it fails with `Error::Store` and sends nothing, its token stays live |
 //!
 //! Run: `cargo test -p oauth2-adapters-tests --test fault_matrix` (PostgreSQL
 //! at `DATABASE_URL`; its rows are skipped when it is unreachable, except
 //! under `CI=true`, where they fail).
 
 mod fault_matrix {
+    pub mod edges;
+    pub mod lifecycle;
     pub mod outages;
     pub mod rig;
+    pub mod sharing;
     pub mod stores;
     pub mod write_faults;
 }
@@ -66,4 +78,15 @@ matrix! {
     store_unreachable_10s_refused => ALL, outages::refused;
     store_unreachable_10s_blackholed => ALL, outages::blackholed;
     postgres_restarted => ALL, outages::restarted;
+    provider_slower_than_lease => ALL, sharing::provider_slower_than_lease;
+    shutdown_during_background_refresh => ALL, lifecycle::shutdown_during_background_refresh;
+    panicking_hook => ALL, lifecycle::panicking_hook;
+    panicking_store => ALL, lifecycle::panicking_store;
+    two_managers_one_memory_store => ALL, sharing::two_managers_memory;
+    two_managers_one_sqlite_file => ALL, sharing::two_managers_sqlite_file;
+    two_managers_one_postgres => ALL, sharing::two_managers_postgres;
+    failing_refresh_is_paced => ALL, lifecycle::failing_refresh_is_paced;
+    bearer_auth_against_a_refusing_api => ALL, edges::bearer_auth_against_a_refusing_api;
+    untrusted_keys => ALL, edges::untrusted_keys;
+    warm_with_an_unreadable_row => ALL, edges::warm_with_an_unreadable_row;
 }

@@ -432,8 +432,8 @@ impl Rig {
 
     /// The invariants every row ends with, for `keys` on `store`:
     /// * no refresh token lost: the stored refresh token is the live one at
-    ///   the mock (partner: the stored access token is valid), and the
-    ///   manager serves an access token the mock's API accepts;
+    ///   the mock, and the manager serves an access token the mock's API
+    ///   accepts (for the partner, the latter only);
     /// * none sent twice: the mock counted no reuse of a spent refresh token;
     /// * no false re-authorization: no such event.
     pub async fn assert_invariants(
@@ -483,12 +483,9 @@ impl Rig {
                         stored.version
                     ));
                 }
-            } else if !self
-                .mock()
-                .is_access_token_valid(&stored.record.access_token)
-            {
-                broken.push(format!("{key}: the stored access token is not valid"));
             }
+            // (The partner's stored token may have expired: nothing is
+            // lost with it, the next get acquires one; what is served counts.)
             if broken.is_empty() {
                 let served = self.get_ok(manager, key, REFRESH_BOUND).await;
                 if !self.mock().is_access_token_valid(served.expose_secret()) {
