@@ -12,51 +12,9 @@ use url::Url;
 use crate::error::{Error, Result, TransportErrorKind};
 use crate::token::ProviderId;
 
-/// Settings of the token-endpoint HTTP client.
-#[non_exhaustive]
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    /// Time allowed to establish a connection (default 10 s).
-    pub connect_timeout: Duration,
-    /// Time allowed for the whole request, body included (default 30 s).
-    pub timeout: Duration,
-    /// Largest response body accepted, in bytes (default 256 KiB): token
-    /// responses are small, and an endless body must not exhaust memory.
-    pub max_response_bytes: usize,
-    /// The `User-Agent` header.
-    pub user_agent: String,
-}
+mod config;
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
-            max_response_bytes: 256 * 1024,
-            user_agent: concat!("oauth2-adapters/", env!("CARGO_PKG_VERSION")).to_owned(),
-        }
-    }
-}
-
-impl HttpConfig {
-    /// Sets [`HttpConfig::connect_timeout`].
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets [`HttpConfig::timeout`].
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets [`HttpConfig::max_response_bytes`].
-    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
-        self
-    }
-}
+pub use config::HttpConfig;
 
 /// A `reqwest` client configured for token endpoints: redirects are never
 /// followed (a token endpoint that redirects is an error, and following it
@@ -137,8 +95,10 @@ impl HttpResponse {
         (200..300).contains(&self.status)
     }
 
-    /// The `Retry-After` header as a delay from now: delay-seconds, or an
-    /// HTTP-date (see [`retry_after`](fn@retry_after) for the rules).
+    /// The `Retry-After` header as a delay from now (RFC 9110 §10.2.3):
+    /// delay-seconds (saturating at `u64::MAX` seconds), or an HTTP-date
+    /// minus the system time (zero for a date in the past). Anything else,
+    /// or no header, is `None`; only the first header counts.
     pub fn retry_after(&self) -> Option<Duration> {
         retry_after(&self.headers)
     }
@@ -217,15 +177,28 @@ impl TransportFailure {
 }
 
 impl HttpClient {
-    /// A client with the given settings.
+    /// A client with the given settings; an [`Error::Configuration`] when
+    /// one is unusable (see [`HttpConfig`]).
     pub fn new(config: &HttpConfig) -> Result<Self> {
-        let inner = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .user_agent(config.user_agent.clone())
-            .build()
-            .map_err(|e| Error::configuration(format!("cannot build the HTTP client: {e}")))?;
+        let builder = || {
+            reqwest::Client::builder()
+                // Never follow a redirect, whatever else is configured.
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(config.connect_timeout)
+                .timeout(config.timeout)
+        };
+        let inner = config.configure(builder())?.build().map_err(|e| {
+            // rustls parses the roots and the key, and checks the key against
+            // the certificate, only now: name the setting that fails.
+            let builds = |c: &HttpConfig| c.configure(builder()).is_ok_and(|b| b.build().is_ok());
+            match config.unusable_setting(builds) {
+                Some(what) => Error::configuration(format!("{what}{}", sources(&e))),
+                None => Error::configuration(format!(
+                    "cannot build the HTTP client: {e}{}",
+                    sources(&e)
+                )),
+            }
+        })?;
         Ok(Self {
             inner,
             max_response_bytes: config.max_response_bytes,
@@ -340,6 +313,20 @@ impl HttpClient {
             reqwest::Request::try_from(request).map_err(TransportFailure::from_reqwest)?;
         self.execute(request).await?.into_oauth2()
     }
+}
+
+/// `": cause: cause…"`, the messages of an error's sources (reqwest's build
+/// errors say only "builder error"; the cause, e.g. rustls'
+/// `KeyMismatch`, is a source). None holds key material.
+fn sources(err: &dyn std::error::Error) -> String {
+    let mut said = String::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        said.push_str(": ");
+        said.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    said
 }
 
 /// The future of an [`oauth2::AsyncHttpClient`] running on [`HttpClient`].
