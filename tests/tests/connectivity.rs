@@ -63,8 +63,11 @@ impl Https {
     }
 }
 
+/// Short timeouts, and no proxy from the environment (tests that want a
+/// proxy set one; `env_proxy.rs` tests the environment's).
 fn base() -> HttpConfig {
     HttpConfig::default()
+        .without_proxy()
         .with_timeout(Duration::from_secs(5))
         .with_connect_timeout(Duration::from_secs(5))
 }
