@@ -126,6 +126,30 @@ async fn token_requests_go_through_the_proxy_with_the_user_agent_set() {
     assert_eq!(https.mock.token_requests().len(), 1);
 }
 
+/// An `https://` proxy: TLS to the proxy (its certificate checked against
+/// the same roots), then the tunnel's own TLS to the endpoint inside it.
+#[tokio::test]
+async fn an_https_proxy_is_reached_over_tls() {
+    let https = Https::start(false).await;
+    let proxy = ConnectProxy::start().await;
+    let proxy_front = TlsFront::start(proxy.addr(), &https.server_ca.server(), None).await;
+    let config = https.trusting().with_proxy(proxy_front.base_url());
+    https
+        .partner(&config)
+        .client_credentials(&[])
+        .await
+        .expect("a token through an https proxy");
+    assert_eq!(proxy_front.handshakes().completed, 1);
+    let connect = format!("CONNECT {} HTTP/1.1\r\n", https.front.addr());
+    assert!(
+        proxy_front.received().starts_with(&connect),
+        "{}",
+        proxy_front.received()
+    );
+    assert_eq!(proxy.requests().len(), 1);
+    assert_eq!(https.mock.token_requests().len(), 1);
+}
+
 #[tokio::test]
 async fn proxy_credentials_are_sent_to_the_proxy_and_never_shown() {
     let https = Https::start(false).await;
