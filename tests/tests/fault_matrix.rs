@@ -29,6 +29,7 @@
 //! | 1c `write_fails_postgres_cut` | PostgreSQL reset and refused (proxy `Reset`) between the provider's commit and our CAS | as 1b |
 //! | 2 `store_unreachable_10s_refused` | 3 keys due; 2 refreshes committed at the provider, then PostgreSQL down 10 s (`reset_all` + `Refuse`) | every get served at once during the outage (2 new tokens pending, the 3rd old and valid, no request); 2 `StoreWriteFailed`; afterwards both land (`StoreWriteRecovered`), the stored token is the served one, the 3rd is refreshed |
 //! | 2' `store_unreachable_10s_blackholed` | the same with a partition (`Blackhole`: connections hang; pool acquire timeout 2 s) | same |
+//! | 2'' `store_partitioned_mid_statement` | the partition (10 s) starts while our lease statement waits in the server for a row lock; the answer is lost | the waiting get answers within 15 s (**fails today**: it never answers, see below) |
 //! | 3 `postgres_restarted` | `reset_all` between refreshes, during one (after the provider's commit), and at random instants (10–120 ms apart) through 3 s of refreshes | between: every get succeeds, one request per key; during: served and stored; random: every key refreshed eventually, no write left pending |
 //! | 4 `provider_slower_than_lease` | two managers (own PostgreSQL pools), 2 s lease, the provider answers after 3.2 s (it declares a 2 s timeout; the adapter's real one is 10 s); the second asks after 2.3 s | the builder refuses the 2 s lease for the adapter as it is; one request, both get the same token |
 //! | 5 `shutdown_during_background_refresh` | `shutdown(10 s)` while the background refresher waits for a held answer; then `shutdown(200 ms)` against a 1.5 s one | clean report, rotated tokens stored, later expired gets `RefreshDeferred{ShuttingDown}` with no request, a restart warms and refreshes; the short one lists the key in `abandoned_refreshes` |
@@ -77,6 +78,7 @@ matrix! {
     write_fails_postgres_cut => ALL, write_faults::postgres_cut;
     store_unreachable_10s_refused => ALL, outages::refused;
     store_unreachable_10s_blackholed => ALL, outages::blackholed;
+    store_partitioned_mid_statement => ALL, outages::partitioned_mid_statement;
     postgres_restarted => ALL, outages::restarted;
     provider_slower_than_lease => ALL, sharing::provider_slower_than_lease;
     shutdown_during_background_refresh => ALL, lifecycle::shutdown_during_background_refresh;

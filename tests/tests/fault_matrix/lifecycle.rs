@@ -204,23 +204,25 @@ pub async fn panicking_store(row: Row) {
         .await;
 }
 
-/// An expired key whose refresh keeps failing (503 three times): 50
+/// An expired key whose refresh keeps failing (503, 8 rounds): 200
 /// concurrent and 50 sequential gets cause one request per backoff
 /// period; each answers at once with the failure or `RefreshDeferred
 /// { Backoff }` and when to retry; once the provider recovers, one
 /// request renews it.
 pub async fn failing_refresh_is_paced(row: Row) {
+    const ROUNDS: usize = 8;
+    const CONCURRENT: usize = 200;
     let rig = Rig::start(row).await;
     let store = Arc::new(MemoryStore::new());
     let manager = rig.manager(store.clone());
     let key = rig.seed(&manager, "a").await;
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         rig.mock().push_fault(Fault::Status(503));
     }
     rig.expire();
-    for round in 1..=3 {
+    for round in 1..=ROUNDS {
         let requests = rig.token_requests();
-        let concurrent: Vec<_> = (0..50)
+        let concurrent: Vec<_> = (0..CONCURRENT)
             .map(|_| {
                 let (manager, key) = (manager.clone(), key.clone());
                 tokio::spawn(async move {
@@ -270,7 +272,7 @@ pub async fn failing_refresh_is_paced(row: Row) {
     let failures = rig
         .events
         .count(|e| matches!(e, TokenEvent::RefreshFailed { .. }));
-    assert_eq!(failures, 3, "{row} one RefreshFailed per request");
+    assert_eq!(failures, ROUNDS, "{row} one RefreshFailed per request");
     rig.assert_invariants(&manager, store.as_ref(), &[key])
         .await;
 }

@@ -155,6 +155,66 @@ async fn unreachable_for_10s(row: Row, outage: Outage) {
     cleanup(&pg.direct, &keys).await;
 }
 
+/// A partition that starts while one of our statements waits in the
+/// server (another session holds the key's row lock), and lasts 10 s: the
+/// server's answer is lost in it. The caller waiting for that refresh must
+/// still be answered within the bound (with an error, then the token once
+/// the database is back). Today it waits forever: no store call is bounded
+/// in time, and the connection is never given up.
+pub async fn partitioned_mid_statement(row: Row) {
+    let Some(pg) = ProxiedPostgres::start().await else {
+        return;
+    };
+    let rig = Rig::start(row).await;
+    let store = Arc::new(pg.store().await);
+    let manager = rig.manager(store.clone());
+    let key = rig.seed(&manager, &row.account_prefix()).await;
+    let locker = tokio::spawn({
+        let pool = pg.direct.pool().clone();
+        let sql = format!(
+            "BEGIN; SELECT 1 FROM oauth2_adapters_tokens WHERE key = '{}' FOR UPDATE; \
+             SELECT pg_sleep(1.5); ROLLBACK;",
+            key.as_str().replace('\'', "''")
+        );
+        async move {
+            oauth2_adapters::store_sql::sqlx::raw_sql(&sql)
+                .execute(&pool)
+                .await
+                .map(|_| ())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // the row is locked
+    rig.expire();
+    let waiting = tokio::spawn({
+        let (manager, key) = (manager.clone(), key.clone());
+        async move { tokio::time::timeout(PARTITION_BOUND, manager.get(&key)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // our lease statement waits for the lock
+    pg.proxy.cut_for(OUTAGE, ProxyMode::Blackhole);
+    locker.await.unwrap().expect("the locking session ends");
+    let answer = waiting.await.unwrap();
+    assert!(
+        answer.is_ok(),
+        "{row} a get waiting for a refresh whose store statement was cut by a 10 s partition \
+         did not answer within {PARTITION_BOUND:?}"
+    );
+    if let Ok(Err(error)) = &answer {
+        assert!(!error.requires_reauthorization(), "{row} {error:?}");
+    }
+    eventually(row, "the partition ends", OUTAGE, || {
+        pg.proxy.mode() == ProxyMode::Pass
+    })
+    .await;
+    rig.clock.advance(Duration::from_secs(6)); // past any backoff
+    rig.get_ok(&manager, &key, REFRESH_BOUND).await;
+    rig.assert_invariants(&manager, &pg.direct, &[key.clone()])
+        .await;
+    cleanup(&pg.direct, &[key]).await;
+}
+
+/// The bound for the partitioned caller: the 10 s partition plus room.
+const PARTITION_BOUND: Duration = Duration::from_secs(15);
+
 /// PostgreSQL restarts (the proxy resets every open connection):
 /// between refreshes (the pool's connections are dead when the next
 /// refresh needs them), during one (after the provider committed, before
