@@ -225,7 +225,7 @@ impl Inner {
                 .as_ref()
                 .filter(|s| !self.needs_renewal(s, force_version))
             {
-                return Ok(self.from_store(slot, stored));
+                return Ok(self.use_stored(slot, stored));
             }
             if stored.is_none() && renewer.spends_refresh_token() {
                 return Err(not_authorized(key));
@@ -244,7 +244,7 @@ impl Inner {
             .acquire_lease(key, slot, &request, force_version)
             .await?
         {
-            Leased::Fresh(stored) => return Ok(self.from_store(slot, &stored)),
+            Leased::Fresh(stored) => return Ok(self.use_stored(slot, &stored)),
             Leased::Acquired(stored) => stored,
         };
         // Under the lease, a write pending in this process is newer than
@@ -288,7 +288,7 @@ impl Inner {
         // Another instance may have rotated the token a moment ago.
         if let Some(latest) = self.store.load(key).await? {
             if Some(latest.version) != base.expected && !self.needs_renewal(&latest, None) {
-                return Ok(self.from_store(slot, &latest));
+                return Ok(self.use_stored(slot, &latest));
             }
         }
         self.events.emit(TokenEvent::ReauthorizationRequired {
@@ -421,7 +421,7 @@ impl Inner {
         self.clock.now() >= earliest
     }
 
-    fn from_store(&self, slot: &Slot, stored: &StoredToken) -> (AccessToken, FlightOutcome) {
+    fn use_stored(&self, slot: &Slot, stored: &StoredToken) -> (AccessToken, FlightOutcome) {
         (
             self.cache_record(slot, stored),
             FlightOutcome::LoadedFromStore,

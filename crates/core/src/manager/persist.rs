@@ -29,20 +29,24 @@ pub(super) struct Base {
     pub(super) token: Option<Token>,
     /// The stored version a write expects.
     pub(super) expected: Option<u64>,
-    /// Its access token: a stored row that still holds it is "unchanged".
-    based_on: Option<String>,
+    /// The access tokens the store may hold from this chain of refreshes
+    /// (see [`PendingWrite::ours`]).
+    ours: Vec<String>,
     /// The pending write it came from.
     pending: Option<PendingWrite>,
 }
 
 impl Base {
     pub(super) fn stored(stored: Option<StoredToken>) -> Self {
-        let based_on = stored.as_ref().map(|s| s.record.access_token.clone());
+        let ours = stored
+            .iter()
+            .map(|s| s.record.access_token.clone())
+            .collect();
         let expected = stored.as_ref().map(|s| s.version);
         Self {
             token: stored.map(|s| Token::from_record(s.record)),
             expected,
-            based_on,
+            ours,
             pending: None,
         }
     }
@@ -54,7 +58,7 @@ impl Base {
         Self {
             token: Some(pending.token.clone()),
             expected: pending.expected,
-            based_on: Some(pending.token.access_token.expose_secret().to_owned()),
+            ours: pending.ours.clone(),
             pending: Some(pending),
         }
     }
@@ -64,10 +68,14 @@ impl Base {
     }
 }
 
-/// True when `stored` still holds the token whose access token is `access`.
-fn holds(stored: &StoredToken, access: Option<&str>) -> bool {
-    access.is_some_and(|a| stored.record.access_token == a)
+/// True when `stored` holds one of `ours` (see [`PendingWrite::ours`]).
+fn is_ours(stored: &StoredToken, ours: &[String]) -> bool {
+    ours.iter().any(|a| stored.record.access_token == *a)
 }
+
+/// How many tokens of one chain are remembered (a chain grows by one per
+/// refresh while the store is down: a long outage of short-lived tokens).
+const CHAIN_MEMORY: usize = 64;
 
 impl Inner {
     /// Writes `fresh` (compare-and-swap on the base's version, releasing the
@@ -112,7 +120,7 @@ impl Inner {
                 }
                 Ok(CasOutcome::Conflict {
                     current: Some(current),
-                }) if holds(&current, base.based_on.as_deref()) => {
+                }) if is_ours(&current, &base.ours) => {
                     // Our own earlier write landed: the row is what we
                     // refreshed from, under a newer version.
                     expected = Some(current.version);
@@ -168,12 +176,20 @@ impl Inner {
         // The version the write will give it (every store adds one).
         let provisional = expected.unwrap_or(0) + 1;
         let access = self.cache(slot, &fresh, provisional);
+        let fresh_access = fresh.access_token.expose_secret().to_owned();
         let since = base.pending.as_ref().map_or_else(Instant::now, |p| p.since);
         let pending = PendingWrite {
             id: next_id(),
             token: fresh,
             expected,
-            based_on: base.based_on,
+            ours: {
+                let mut ours = base.ours;
+                ours.push(fresh_access);
+                if ours.len() > CHAIN_MEMORY {
+                    ours.remove(0);
+                }
+                ours
+            },
             since,
             attempts: 0,
             writer: None,
@@ -250,7 +266,7 @@ impl Inner {
         loop {
             tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
             delay = (delay * 2).min(Duration::from_secs(5));
-            let (record, expected, based_on) = {
+            let (record, expected, ours) = {
                 let mut pending = slot.pending();
                 let Some(pending) = pending.as_mut().filter(|p| p.id == id) else {
                     return;
@@ -259,7 +275,7 @@ impl Inner {
                 (
                     pending.token.to_record(),
                     pending.expected,
-                    pending.based_on.clone(),
+                    pending.ours.clone(),
                 )
             };
             let outcome = self
@@ -276,7 +292,7 @@ impl Inner {
                 }
                 Ok(CasOutcome::Conflict {
                     current: Some(current),
-                }) if holds(&current, based_on.as_deref()) => {
+                }) if is_ours(&current, &ours) => {
                     if let Some(p) = slot.pending().as_mut().filter(|p| p.id == id) {
                         p.expected = Some(current.version);
                     }

@@ -32,9 +32,11 @@ pub(crate) struct PendingWrite {
     pub(crate) token: Token,
     /// The stored version the write expects.
     pub(crate) expected: Option<u64>,
-    /// The access token of the token refreshed from: a stored row that
-    /// still holds it is "unchanged" (our own earlier write, landed).
-    pub(crate) based_on: Option<String>,
+    /// The access tokens of this chain of refreshes that the store may
+    /// hold: the stored token it started from and every token whose write
+    /// was attempted (a write whose answer was lost may have landed). A
+    /// stored row holding one of them is ours, not a new sign-in.
+    pub(crate) ours: Vec<String>,
     pub(crate) since: Instant,
     pub(crate) attempts: u32,
     pub(crate) writer: Option<AbortHandle>,
