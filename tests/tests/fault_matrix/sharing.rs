@@ -10,8 +10,8 @@ use oauth2_adapters::manager::TokenManager;
 use oauth2_adapters::testkit::Fault;
 use oauth2_adapters::{Error, MemoryStore, TokenStore};
 
-use super::rig::{Rig, RigOptions, Row, REFRESH_BOUND};
-use super::stores::{cleanup, direct_postgres, SqliteFile};
+use super::rig::{eventually, Rig, RigOptions, Row, REFRESH_BOUND};
+use super::stores::{cleanup, direct_postgres, FailingStore, SqliteFile};
 
 /// Row 4's lease, and the request timeout its providers declare.
 const SHORT_LEASE: Duration = Duration::from_secs(2);
@@ -179,4 +179,63 @@ async fn two_managers(row: Row, shared: Shared) {
     if matches!(shared, Shared::Postgres) {
         cleanup(one.as_ref(), &keys).await;
     }
+}
+
+/// Two managers on one store; the first one's writes fail (its own
+/// handle on the store), so the token it rotated stays a pending write
+/// for longer than the lease and its in-doubt grace (both short here).
+/// Its writer keeps the lease meanwhile, so the second manager, whose key
+/// expired, sends nothing (it is told another instance is refreshing) and
+/// gets the first one's token once that write lands.
+pub async fn pending_write_keeps_the_lease(row: Row) {
+    let rig = Rig::start(row).await;
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let failing = FailingStore::new(shared.clone());
+    let build = |store: Arc<dyn TokenStore>| {
+        rig.builder(store)
+            .lease(SHORT_LEASE, Duration::from_millis(20))
+            .in_doubt_grace(Duration::from_secs(1))
+            .build()
+            .expect("valid")
+    };
+    let (one, two) = (build(failing.clone()), build(shared.clone()));
+    let key = rig.seed(&one, "a").await;
+    failing.fail_writes(true);
+    rig.expire();
+    let requests = rig.token_requests();
+    let pending = rig.get_ok(&one, &key, REFRESH_BOUND).await;
+    assert_eq!(one.pending_writes(), 1, "{row}");
+    // Past the lease and the grace: only a kept lease stops the other one.
+    tokio::time::sleep(SHORT_LEASE + Duration::from_millis(1500)).await;
+    let error = rig
+        .get(&two, &key, REFRESH_BOUND)
+        .await
+        .expect_err("the other holds the key");
+    assert!(
+        matches!(error, Error::RefreshDeferred { .. }),
+        "{row} {error:?}"
+    );
+    assert_eq!(
+        rig.token_requests(),
+        requests + 1,
+        "{row} the second manager sent nothing"
+    );
+    failing.fail_writes(false);
+    eventually(
+        row,
+        "the pending write lands",
+        Duration::from_secs(10),
+        || one.pending_writes() == 0,
+    )
+    .await;
+    rig.clock.advance(Duration::from_secs(6)); // past the second one's backoff
+    let theirs = rig.get_ok(&two, &key, REFRESH_BOUND).await;
+    assert_eq!(
+        theirs.expose_secret(),
+        pending.expose_secret(),
+        "{row} the first one's token"
+    );
+    assert_eq!(rig.token_requests(), requests + 1, "{row}");
+    rig.assert_invariants(&two, shared.as_ref(), std::slice::from_ref(&key))
+        .await;
 }
