@@ -29,37 +29,28 @@
 //! | 1c `write_fails_postgres_cut` | PostgreSQL reset and refused (proxy `Reset`) between the provider's commit and our CAS | as 1b |
 //! | 2 `store_unreachable_10s_refused` | 3 keys due; 2 refreshes committed at the provider, then PostgreSQL down 10 s (`reset_all` + `Refuse`) | every get served at once during the outage (2 new tokens pending, the 3rd old and valid, no request); 2 `StoreWriteFailed`; afterwards both land (`StoreWriteRecovered`), the stored token is the served one, the 3rd is refreshed |
 //! | 2' `store_unreachable_10s_blackholed` | the same with a partition (`Blackhole`: connections hang; pool acquire timeout 2 s) | same |
-//! | 2'' `store_partitioned_mid_statement` | the partition (10 s) starts while our lease statement waits in the server for a row lock; the answer is lost | the waiting get answers within 15 s (**fails today**: it never answers, see below) |
+//! | 2'' `store_partitioned_mid_statement` | the partition (10 s) starts while our lease statement waits in the server for a row lock; the answer is lost | the waiting get answers within 15 s |
 //! | 3 `postgres_restarted` | `reset_all` between refreshes, during one (after the provider's commit), and at random instants (10–120 ms apart) through 3 s of refreshes | between: every get succeeds, one request per key; during: served and stored; random: every key refreshed eventually, no write left pending |
 //! | 4 `provider_slower_than_lease` | two managers (own PostgreSQL pools), 2 s lease, the provider answers after 3.2 s (it declares a 2 s timeout; the adapter's real one is 10 s); the second asks after 2.3 s | the builder refuses the 2 s lease for the adapter as it is; one request, both get the same token |
 //! | 5 `shutdown_during_background_refresh` | `shutdown(10 s)` while the background refresher waits for a held answer; then `shutdown(200 ms)` against a 1.5 s one | clean report, rotated tokens stored, later expired gets `RefreshDeferred{ShuttingDown}` with no request, a restart warms and refreshes; the short one lists the key in `abandoned_refreshes` |
 //! | 6 `panicking_hook` | an `on_event` hook panicking on every event through refreshes, a failed write and its recovery | every get works, the other hook and a subscriber get every event |
-//! | 6' `panicking_store` | the store's CAS panics after the provider rotated | `Error::Internal` (or the token, kept pending), then the key works (**fails today** for Hike and HyperSKU: see below) |
+//! | 6' `panicking_store` | the store's CAS panics after the provider rotated | `Error::Internal` (or the token, kept pending), then the key works |
 //! | 7 `two_managers_one_{memory_store,sqlite_file,postgres}` | two managers, one store (shared `MemoryStore`; two pools on one SQLite file; two PostgreSQL pools), 3 keys × 2 managers × 10 callers, 300 ms refreshes | one request (one rotation) per key, every caller of a key gets the same token |
 //! | 7' `pending_write_keeps_the_lease` | two managers, one `MemoryStore`; the first one's writes fail for longer than the 2 s lease and a 1 s in-doubt grace | the second, its key expired, sends nothing (`RefreshDeferred`) and then gets the first one's token once it lands |
-//! | 8 `failing_refresh_is_paced` | expired key, provider answers 503 in 8 rounds | per round, 200 concurrent + 50 sequential gets → 1 request (**fails today**: see below); `RefreshDeferred{Backoff{503}}` with `retry_after`; then one request renews |
+//! | 8 `failing_refresh_is_paced` | expired key, provider answers 503 in 8 rounds | per round, 200 concurrent + 50 sequential gets → 1 request; `RefreshDeferred{Backoff{503}}` with `retry_after`; then one request renews |
 //! | 9 `bearer_auth_against_a_refusing_api` | `BearerAuth`, an API answering 401 to everything | 20 sequential + 20 concurrent requests → one forced refresh; 41 API hits (one retry) |
 //! | 10 `untrusted_keys` | 50,000 gets on unknown keys (partner: 1,000 while its token endpoint answers 401) | at once, no request (partner: one each), `len()` stays 1 (partner: back to 1 once the refresher runs) |
 //! | 10' `warm_with_an_unreadable_row` | SQLite rows under a key id the ring lacks | `WarmReport { loaded: 3, unreadable: [that key] }`, one `StoredTokenUnreadable`, a get on it fails with `Error::Store` and sends nothing, its token stays live |
 //!
-//! Failing today (library bugs; the proposed fixes are small):
-//!
-//! * 6': a panic in the store's `compare_and_swap_releasing` unwinds out of
-//!   `persist` (caught by the flight as `Error::Internal`): the token the
-//!   provider just issued is neither cached nor kept pending, the store
-//!   still holds the spent refresh token, and the next refresh sends it
-//!   (a reuse: the family is revoked). Fix: catch the panic around the
-//!   write in `persist`/`retry_pending` and treat it as a write error.
-//! * 8: `get` checks the backoff, then joins or starts a flight; a flight
-//!   that fails between the two leaves the caller starting a new one (a
-//!   second request within the backoff). Fix: re-check `slot.deferred`
-//!   in `join_flight` under the flight lock before starting a flight.
-//! * 2'': no store call is bounded in time, so a statement whose answer is
-//!   lost (a partition, a server that dropped the connection) keeps its
-//!   flight, and every caller of the key, waiting forever. Fix: a store
-//!   timeout in the manager (every store call under `tokio::time::timeout`,
-//!   an elapsed one an `Error::Store`; a write that timed out is kept
-//!   pending like any failed write, its landing recognised as ours).
+//! Three rows found library bugs, fixed since: 6' (a panicking store write
+//! dropped the rotated token: store calls now run under `catch_unwind` in
+//! the manager's guarded store, a panic is a write error and the token is
+//! kept pending), 8 (a flight failing between a caller's backoff check and
+//! its join let it start a second request: `join_flight` re-checks the
+//! backoff under the flight lock), 2'' (a store call whose answer was lost
+//! waited forever: every store call is bounded by
+//! `TokenManagerBuilder::store_timeout`, 10 s by default, and a write that
+//! timed out is kept pending and recognised as ours if it landed).
 //!
 //! Run: `cargo test -p oauth2-adapters-tests --test fault_matrix` (PostgreSQL
 //! at `DATABASE_URL`; its rows are skipped when it is unreachable, except

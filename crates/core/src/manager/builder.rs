@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use super::events::{EventBus, EventHook, TokenEvent};
+use super::guarded_store::GuardedStore;
 use super::{Inner, RefreshTiming, Renewer, TokenManager};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -28,6 +29,7 @@ pub struct TokenManagerBuilder {
     lease_poll: Duration,
     in_doubt_grace: Duration,
     backoff: (Duration, Duration),
+    store_timeout: Duration,
     hooks: Vec<EventHook>,
     event_capacity: usize,
 }
@@ -43,6 +45,7 @@ impl TokenManagerBuilder {
             lease_poll: Duration::from_millis(50),
             in_doubt_grace: Duration::from_secs(600),
             backoff: (Duration::from_secs(1), Duration::from_secs(300)),
+            store_timeout: Duration::from_secs(10),
             hooks: Vec::new(),
             event_capacity: 1024,
         }
@@ -106,6 +109,17 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// The longest one store call may take (default 10 s). A call past it
+    /// (a partition, a connection the server dropped) fails as
+    /// [`Error::Store`], so no caller waits forever; a write that timed out
+    /// is kept pending and retried like any failed write, and recognised
+    /// as the manager's own if it landed after all. A store call that
+    /// panics fails the same way.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
     /// Runs `hook` for every [`TokenEvent`] (a panicking hook is isolated).
     pub fn on_event(mut self, hook: impl Fn(&TokenEvent) + Send + Sync + 'static) -> Self {
         self.hooks.push(Arc::new(hook));
@@ -130,7 +144,7 @@ impl TokenManagerBuilder {
                     .hasher(foldhash::fast::RandomState::default())
                     .resize_mode(papaya::ResizeMode::Blocking)
                     .build(),
-                store: self.store,
+                store: Arc::new(GuardedStore::new(self.store, self.store_timeout)),
                 renewers,
                 clock: self.clock,
                 timing: self.timing,
@@ -164,6 +178,12 @@ impl TokenManagerBuilder {
             return refuse(format!(
                 "the in-doubt grace must be at most a week, not {:?}",
                 self.in_doubt_grace
+            ));
+        }
+        if self.store_timeout.is_zero() || self.store_timeout > MAX_DURATION {
+            return refuse(format!(
+                "the store timeout must be above zero and at most a week, not {:?}",
+                self.store_timeout
             ));
         }
         let (first, max) = self.backoff;

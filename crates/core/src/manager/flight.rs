@@ -94,12 +94,17 @@ impl Inner {
             }
             return running.future.clone();
         }
-        if self.closing.load(Ordering::Acquire) {
-            let refused = Err(Error::RefreshDeferred {
+        let refused = if self.closing.load(Ordering::Acquire) {
+            Some(Error::RefreshDeferred {
                 reason: DeferredReason::ShuttingDown,
                 retry_after: None,
-            });
-            return futures_util::future::ready(refused).boxed().shared();
+            })
+        } else {
+            // A flight that failed since the caller checked has set a backoff.
+            slot.deferred(unix_ms(self.clock.now()))
+        };
+        if let Some(error) = refused {
+            return futures_util::future::ready(Err(error)).boxed().shared();
         }
         slot.waiters.store(0, Ordering::Relaxed);
         let id = next_id();

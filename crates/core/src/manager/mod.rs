@@ -36,6 +36,7 @@ mod builder;
 mod cached;
 mod events;
 mod flight;
+mod guarded_store;
 mod lifecycle;
 mod persist;
 mod refresher;
