@@ -106,5 +106,7 @@ async fn main() -> Result<(), BoxError> {
         return Err("expected a 401, one refresh and one successful retry".into());
     }
     println!("5. one 401, one refresh, one retry: done");
+    // Before exiting: let any refresh still running finish and be stored.
+    manager.shutdown(std::time::Duration::from_secs(10)).await;
     Ok(())
 }

@@ -30,7 +30,7 @@ pub enum Error {
         description: Option<String>,
         /// The HTTP status of the response.
         status: Option<u16>,
-        /// The `Retry-After` delay, when the response carried one in seconds.
+        /// The `Retry-After` delay, when the response carried one (seconds or an HTTP-date).
         retry_after: Option<Duration>,
     },
     /// The provider answered with an unexpected HTTP status and no error object.
@@ -40,7 +40,7 @@ pub enum Error {
         provider: ProviderId,
         /// The HTTP status.
         status: u16,
-        /// The `Retry-After` delay, when the provider sent one in seconds.
+        /// The `Retry-After` delay, when the provider sent one (seconds or an HTTP-date).
         retry_after: Option<Duration>,
         /// A short, redacted excerpt of the body.
         excerpt: String,

@@ -45,7 +45,7 @@ impl<'a> JsonResponse<'a> {
         self.response.status
     }
 
-    /// The response's `Retry-After` delay, when given in seconds.
+    /// The response's `Retry-After` delay (seconds or an HTTP-date), when given.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         self.response.retry_after()
     }

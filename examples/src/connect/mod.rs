@@ -54,6 +54,7 @@ pub struct ConnectApp {
     redirect_uris: Vec<(&'static str, Url)>,
     db_path: PathBuf,
     store: Arc<dyn TokenStore>,
+    manager: TokenManager,
     mocks: Option<Mocks>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
@@ -105,7 +106,7 @@ impl ConnectApp {
             app_name: options.app_name,
             providers,
             sessions: session::PendingSignIns::default(),
-            manager,
+            manager: manager.clone(),
             store: store.clone(),
             secure_cookies: url.scheme() == "https",
         });
@@ -125,6 +126,7 @@ impl ConnectApp {
             redirect_uris,
             db_path,
             store,
+            manager,
             mocks,
             stop: Some(stop),
             server,
@@ -157,7 +159,8 @@ impl ConnectApp {
         self.mocks.as_ref()
     }
 
-    /// Stops the server, letting open requests finish for a few seconds.
+    /// Stops the server, letting open requests finish for a few seconds,
+    /// then the token manager (running refreshes finish, pending writes land).
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -167,6 +170,13 @@ impl ConnectApp {
             .is_err()
         {
             self.server.abort();
+        }
+        let report = self.manager.shutdown(SHUTDOWN_GRACE).await;
+        for lost in &report.unpersisted {
+            eprintln!(
+                "connect: {}: a refreshed token could not be stored",
+                lost.key
+            );
         }
     }
 }

@@ -136,8 +136,8 @@ async fn unreachable_for_10s(row: Row, outage: Outage) {
         "{row} StoreWriteRecovered: {:?}",
         rig.events.names()
     );
-    for i in 0..2 {
-        let stored = pg.direct.load(&keys[i]).await.unwrap().expect("stored");
+    for (i, key) in keys.iter().enumerate().take(2) {
+        let stored = pg.direct.load(key).await.unwrap().expect("stored");
         assert_eq!(
             Some(stored.record.access_token),
             served(i),
@@ -207,7 +207,7 @@ pub async fn partitioned_mid_statement(row: Row) {
     .await;
     rig.clock.advance(Duration::from_secs(6)); // past any backoff
     rig.get_ok(&manager, &key, REFRESH_BOUND).await;
-    rig.assert_invariants(&manager, &pg.direct, &[key.clone()])
+    rig.assert_invariants(&manager, &pg.direct, std::slice::from_ref(&key))
         .await;
     cleanup(&pg.direct, &[key]).await;
 }

@@ -152,6 +152,7 @@ impl Default for RigOptions {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one per cell, never moved around
 enum Adapter {
     Hike(Fixture<Hike, HikeMock>),
     HyperSku(Fixture<HyperSku, HyperSkuMock>),

@@ -70,7 +70,7 @@ impl Base {
 
 /// True when `stored` holds one of `ours` (see [`PendingWrite::ours`]).
 fn is_ours(stored: &StoredToken, ours: &[String]) -> bool {
-    ours.iter().any(|a| stored.record.access_token == *a)
+    ours.contains(&stored.record.access_token)
 }
 
 /// How many tokens of one chain are remembered (a chain grows by one per
