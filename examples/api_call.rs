@@ -19,9 +19,9 @@
 use std::sync::Arc;
 
 use oauth2_adapters::hypersku::HyperSku;
-use oauth2_adapters::manager::{Renewer, TokenEvent, TokenManager};
+use oauth2_adapters::manager::{TokenEvent, TokenManager};
 use oauth2_adapters::middleware::BearerAuth;
-use oauth2_adapters::testkit::{HyperSkuMock, MockConfig, MockProvider};
+use oauth2_adapters::testkit::{HyperSkuMock, MockConfig, MockServer};
 use oauth2_adapters::{ClientCredentials, Provider, TokenKey};
 use oauth2_adapters_examples::{sign_in, Approver, BoxError, CallbackServer};
 use reqwest_middleware::ClientBuilder;
@@ -50,7 +50,7 @@ async fn main() -> Result<(), BoxError> {
     println!("1. signed in at the HyperSKU mock on {}", mock.base_url());
 
     let manager = TokenManager::builder()
-        .renewer(Renewer::refresh_token(provider.clone()))
+        .provider(provider.clone())
         .on_event(|event| {
             if let TokenEvent::Refreshed { key, version, .. } = event {
                 println!("   token manager: refreshed {key}, now version {version}");

@@ -25,7 +25,7 @@
 
 use std::process::ExitCode;
 
-use oauth2_adapters::testkit::MockProvider;
+use oauth2_adapters::testkit::MockServer;
 use oauth2_adapters_examples::connect::{Command, ConnectApp, USAGE};
 use oauth2_adapters_examples::BoxError;
 

@@ -18,7 +18,7 @@
 //! approve. With `--sandbox` the same code runs, the testkit approving instead.
 
 use oauth2_adapters::hypersku::HyperSku;
-use oauth2_adapters::testkit::{HyperSkuMock, MockConfig, MockProvider};
+use oauth2_adapters::testkit::{HyperSkuMock, MockConfig, MockServer};
 use oauth2_adapters::{ClientCredentials, RefreshTokenProvider};
 use oauth2_adapters_examples::{
     env_var, sandbox_requested, sign_in, token_table, Approver, BoxError, CallbackServer,

@@ -15,7 +15,7 @@
 //! ```
 
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{MockConfig, MockProvider, PartnerMock};
+use oauth2_adapters::testkit::{MockConfig, MockServer, PartnerMock};
 use oauth2_adapters::{ClientCredentials, ClientCredentialsProvider};
 use oauth2_adapters_examples::{env_var, sandbox_requested, token_table, BoxError};
 

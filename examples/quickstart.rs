@@ -14,7 +14,7 @@
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockProvider, PartnerMock};
+use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockServer, PartnerMock};
 use oauth2_adapters::{
     AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials,
     ClientCredentialsProvider, ExposeSecret, RefreshTokenProvider, Token,

@@ -37,12 +37,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oauth2_adapters::hike::Hike;
-use oauth2_adapters::manager::{RefresherConfig, Renewer, TokenEvent, TokenManager};
+use oauth2_adapters::manager::{TokenEvent, TokenManager};
 use oauth2_adapters::store_sql::{PostgresStore, SqliteStore};
-use oauth2_adapters::testkit::{HikeMock, MockConfig, MockProvider};
+use oauth2_adapters::testkit::{HikeMock, MockConfig, MockServer};
 use oauth2_adapters::{
-    AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials, Context,
-    HttpConfig, Provider, RetryPolicy, TokenKey, TokenStore,
+    AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials, HttpConfig,
+    Provider, ProviderSettings, RetryPolicy, TokenKey, TokenStore,
 };
 use oauth2_adapters_examples::{private_data_dir, shutdown_signal, BoxError};
 
@@ -148,12 +148,13 @@ async fn main() -> Result<(), BoxError> {
     }
     // Short requests without retries, so a short lease still covers the
     // longest one (the builder checks it).
-    let context = Context::with_http_config(&HttpConfig::default().with_timeout(o.http_timeout))?
-        .with_retry_policy(RetryPolicy::never());
+    let context =
+        ProviderSettings::with_http_config(&HttpConfig::default().with_timeout(o.http_timeout))?
+            .with_retry_policy(RetryPolicy::never());
     let hike = Arc::new(
         Hike::builder(credentials)
             .base_url(hike_url)
-            .context(context)
+            .settings(context)
             .build()?,
     );
     let refreshes = Arc::new(AtomicUsize::new(0));
@@ -163,9 +164,10 @@ async fn main() -> Result<(), BoxError> {
         let quiet = o.quiet;
         TokenManager::builder()
             .store(store.clone())
-            .renewer(Renewer::refresh_token(hike.clone()))
+            .provider(hike.clone())
             .lease(o.lease, Duration::from_millis(50))
             .in_doubt_grace(o.in_doubt_grace)
+            .refresh_in_background(Duration::from_millis(100), o.max_concurrent)
             .on_event(move |event| {
                 if let TokenEvent::Refreshed { .. } = event {
                     refreshes.fetch_add(1, Ordering::Relaxed);
@@ -207,11 +209,6 @@ async fn main() -> Result<(), BoxError> {
         .into_iter()
         .filter(|key| &key.provider() == hike.id() && key.account().starts_with(&o.prefix))
         .collect();
-    let _refresher = manager.spawn_background_refresher(
-        RefresherConfig::default()
-            .with_tick(Duration::from_millis(100))
-            .with_max_concurrent(o.max_concurrent),
-    );
 
     // The service loop: every 100 ms, "call the API" for every store
     // (unless `--refresher-only`), until the time is up or a Ctrl-C /

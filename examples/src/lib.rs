@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::RawQuery;
 use axum::routing::get;
 use axum::Router;
-use oauth2_adapters::redact::redacted_prefix;
+use oauth2_adapters::adapter::redact::redacted_prefix;
 use oauth2_adapters::{
     AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, DisplayTime, ExposeSecret, Token,
 };

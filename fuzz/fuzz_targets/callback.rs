@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oauth2_adapters_core::authorize::fuzzing::{callback, callback_url, STATE};
+use oauth2_adapters_core::fuzzing::{callback, callback_url, STATE};
 use oauth2_adapters_core::{CallbackParams, ExposeSecret};
 use oauth2_adapters_fuzz::{assert_hidden, replace_markers};
 

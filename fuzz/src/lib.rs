@@ -8,7 +8,7 @@
 
 use std::error::Error as _;
 
-use oauth2_adapters_core::redact::credential_values;
+use oauth2_adapters_core::adapter::redact::credential_values;
 use oauth2_adapters_core::{Error, Token};
 
 /// Statuses an input's first byte picks from.

@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use oauth2_adapters::manager::{Renewer, TokenManager};
+use oauth2_adapters::manager::TokenManager;
 use oauth2_adapters::metrics::MANAGER_PERSIST_DURATION_SECONDS;
+use oauth2_adapters::store::TokenRecord;
 use oauth2_adapters::store::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken};
 use oauth2_adapters::store_sql::{PostgresStore, SqliteStore};
-use oauth2_adapters::token::TokenRecord;
 use oauth2_adapters::{Provider, Result, TokenKey, TokenStore};
 use oauth2_adapters_tests::code_flow::sign_in;
 use oauth2_adapters_tests::external::{database_url, unique_prefix};
@@ -72,7 +72,7 @@ async fn measure(store: Arc<dyn TokenStore>, account: &str, snapshotter: &Snapsh
     let fx = oauth2_adapters_tests::hike().await;
     let manager = TokenManager::builder()
         .store(store)
-        .renewer(Renewer::refresh_token(Arc::new(fx.provider.clone())))
+        .provider(Arc::new(fx.provider.clone()))
         .build()
         .expect("the manager builds");
     let key = TokenKey::new(fx.provider.id(), account);

@@ -17,9 +17,9 @@ use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::partner::Partner;
 use oauth2_adapters::testkit::{
-    HikeMock, HyperSkuMock, MockConfig, MockError, MockProvider, PartnerMock,
+    HikeMock, HyperSkuMock, MockConfig, MockError, MockServer, PartnerMock,
 };
-use oauth2_adapters::{ClientCredentials, Context, HttpConfig, ManualClock, RetryPolicy};
+use oauth2_adapters::{ClientCredentials, HttpConfig, ManualClock, ProviderSettings, RetryPolicy};
 use url::Url;
 
 /// The instant every fixture's clock starts at (2027-01-15T08:00:00Z).
@@ -52,20 +52,20 @@ fn clock_and_config() -> (ManualClock, MockConfig) {
 
 /// A context using `clock` and the fixtures' short timeout, without retries
 /// (so each call makes exactly one attempt; `tests/faults.rs` tests retries).
-pub fn context(clock: &ManualClock) -> Context {
+pub fn context(clock: &ManualClock) -> ProviderSettings {
     context_with_retries(clock, RetryPolicy::never())
 }
 
 /// A context using `clock`, the fixtures' short timeout and `retry`.
-pub fn context_with_retries(clock: &ManualClock, retry: RetryPolicy) -> Context {
-    Context::with_http_config(&HttpConfig::default().with_timeout(HTTP_TIMEOUT))
+pub fn context_with_retries(clock: &ManualClock, retry: RetryPolicy) -> ProviderSettings {
+    ProviderSettings::with_http_config(&HttpConfig::default().with_timeout(HTTP_TIMEOUT))
         .expect("the HTTP client builds")
         .with_clock(Arc::new(clock.clone()))
         .with_retry_policy(retry)
 }
 
 /// The mock's registered credentials.
-pub fn credentials(mock: &dyn MockProvider) -> ClientCredentials {
+pub fn credentials(mock: &dyn MockServer) -> ClientCredentials {
     ClientCredentials::new(
         mock.config().client_id.clone(),
         mock.config().client_secret.clone(),
@@ -83,7 +83,7 @@ pub async fn hypersku_with_retries(retry: RetryPolicy) -> Fixture<HyperSku, Hype
     let mock = HyperSkuMock::start(config).await.expect("the mock starts");
     let provider = HyperSku::builder(credentials(&mock))
         .base_url(mock.base_url().as_str())
-        .context(context_with_retries(&clock, retry))
+        .settings(context_with_retries(&clock, retry))
         .build()
         .expect("the adapter builds");
     Fixture {
@@ -104,7 +104,7 @@ pub async fn hike_with_retries(retry: RetryPolicy) -> Fixture<Hike, HikeMock> {
     let mock = HikeMock::start(config).await.expect("the mock starts");
     let provider = Hike::builder(credentials(&mock))
         .base_url(mock.base_url().as_str())
-        .context(context_with_retries(&clock, retry))
+        .settings(context_with_retries(&clock, retry))
         .build()
         .expect("the adapter builds");
     Fixture {
@@ -125,7 +125,7 @@ pub async fn partner_with_retries(retry: RetryPolicy) -> Fixture<Partner, Partne
     let mock = PartnerMock::start(config).await.expect("the mock starts");
     let provider = Partner::builder(credentials(&mock))
         .base_url(mock.base_url().as_str())
-        .context(context_with_retries(&clock, retry))
+        .settings(context_with_retries(&clock, retry))
         .build()
         .expect("the adapter builds");
     Fixture {
@@ -137,7 +137,7 @@ pub async fn partner_with_retries(retry: RetryPolicy) -> Fixture<Partner, Partne
 
 /// A mock with an authorize page: approval and denial without a browser.
 #[async_trait]
-pub trait CodeFlowMock: MockProvider {
+pub trait CodeFlowMock: MockServer {
     /// Approves the authorization; returns the callback URL.
     async fn approve_url(&self, authorize_url: &Url) -> Result<Url, MockError>;
     /// Denies the authorization; returns the callback URL.

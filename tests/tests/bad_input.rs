@@ -14,7 +14,7 @@ use base64::Engine as _;
 use oauth2_adapters::hike::{self, Hike};
 use oauth2_adapters::hypersku::{self, ExpiryUnit, HyperSku};
 use oauth2_adapters::partner;
-use oauth2_adapters::testkit::{Fault, MockProvider};
+use oauth2_adapters::testkit::{Fault, MockServer};
 use oauth2_adapters::{
     AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials,
     ClientCredentialsProvider, Error, ErrorCode, ExposeSecret, PendingAuthorization,
@@ -162,7 +162,7 @@ where
     (outcome, secrets)
 }
 
-fn push<P, M: MockProvider>(fx: &Fixture<P, M>, input: &Input) {
+fn push<P, M: MockServer>(fx: &Fixture<P, M>, input: &Input) {
     fx.mock.clear_requests();
     if let Input::Fault(fault) = input {
         fx.mock.push_fault(fault.clone());
@@ -175,7 +175,7 @@ async fn hike_with_pkce() -> Fixture<Hike, oauth2_adapters::testkit::HikeMock> {
     fx.provider = Hike::builder(credentials(&fx.mock))
         .base_url(fx.mock.base_url().as_str())
         .pkce(true)
-        .context(context(&fx.clock))
+        .settings(context(&fx.clock))
         .build()
         .expect("the adapter builds");
     fx

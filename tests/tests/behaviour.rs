@@ -3,7 +3,7 @@
 
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
-use oauth2_adapters::testkit::{Fault, MockProvider, ResponseStyle};
+use oauth2_adapters::testkit::{Fault, MockServer, ResponseStyle};
 use oauth2_adapters::{
     ClientCredentials, ClientCredentialsProvider, Error, ErrorCode, Provider, RefreshPolicy,
     TransportErrorKind,
@@ -64,7 +64,10 @@ macro_rules! code_flow_suite {
             #[tokio::test]
             async fn refreshes_with_the_refresh_token() {
                 let fx = $fixture().await;
-                assert_eq!(fx.provider.refresh_policy(), RefreshPolicy::RefreshToken);
+                assert_eq!(
+                    std::sync::Arc::new(fx.provider.clone()).renewal().policy(),
+                    RefreshPolicy::RefreshToken
+                );
             }
         }
     };
@@ -74,7 +77,7 @@ code_flow_suite!(hypersku, oauth2_adapters_tests::hypersku, |fx, secret| {
     let id = fx.mock.config().client_id.clone();
     HyperSku::builder(ClientCredentials::new(id, secret))
         .base_url(fx.mock.base_url().as_str())
-        .context(context(&fx.clock))
+        .settings(context(&fx.clock))
         .build()
         .unwrap()
 });
@@ -83,7 +86,7 @@ code_flow_suite!(hike, oauth2_adapters_tests::hike, |fx, secret| {
     let id = fx.mock.config().client_id.clone();
     Hike::builder(ClientCredentials::new(id, secret))
         .base_url(fx.mock.base_url().as_str())
-        .context(context(&fx.clock))
+        .settings(context(&fx.clock))
         .build()
         .unwrap()
 });
@@ -154,7 +157,10 @@ mod partner {
     #[tokio::test]
     async fn client_credentials_then_reacquire() {
         let fx = oauth2_adapters_tests::partner().await;
-        assert_eq!(fx.provider.refresh_policy(), RefreshPolicy::Reacquire);
+        assert_eq!(
+            std::sync::Arc::new(fx.provider.clone()).renewal().policy(),
+            RefreshPolicy::Reacquire
+        );
         let first = fx.provider.client_credentials(&[]).await.unwrap();
         let second = fx.provider.client_credentials(&[]).await.unwrap();
         assert_eq!(fx.mock.issued_access_tokens(), 2);
@@ -201,7 +207,7 @@ mod partner {
             "wrong-secret-value-42",
         ))
         .base_url(fx.mock.base_url().as_str())
-        .context(context(&fx.clock))
+        .settings(context(&fx.clock))
         .build()
         .unwrap();
         let err = wrong.client_credentials(&[]).await.unwrap_err();
@@ -265,7 +271,7 @@ async fn a_closed_port_is_a_connect_error_that_was_never_sent() {
     drop(listener);
     let provider = oauth2_adapters::partner::Partner::builder(credentials(&fx.mock))
         .base_url(format!("http://127.0.0.1:{port}"))
-        .context(context(&fx.clock))
+        .settings(context(&fx.clock))
         .build()
         .unwrap();
     let err = provider.client_credentials(&[]).await.unwrap_err();

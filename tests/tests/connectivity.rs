@@ -1,7 +1,7 @@
 //! The token-endpoint client's connectivity settings (`HttpConfig`): an
 //! HTTP proxy, extra trusted roots, a client identity (mutual TLS) and the
 //! user agent, each through an adapter built on
-//! `Context::with_http_config`, and the client's safety rules through them
+//! `ProviderSettings::with_http_config`, and the client's safety rules through them
 //! (redirects never followed, the body cap, plain http never proxied).
 //!
 //! Everything runs on 127.0.0.1: the partner mock (plain HTTP) behind an
@@ -21,9 +21,9 @@ use connectivity::pki::Authority;
 use connectivity::proxy::ConnectProxy;
 use connectivity::tls_front::{Handshakes, TlsFront};
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{Fault, MockConfig, MockProvider, PartnerMock};
+use oauth2_adapters::testkit::{Fault, MockConfig, MockServer, PartnerMock};
 use oauth2_adapters::{
-    ClientCredentialsProvider, Context, Error, HttpConfig, RetryPolicy, TransportErrorKind,
+    ClientCredentialsProvider, Error, HttpConfig, ProviderSettings, RetryPolicy, TransportErrorKind,
 };
 use oauth2_adapters_tests::credentials;
 
@@ -74,12 +74,12 @@ fn base() -> HttpConfig {
 
 /// The partner adapter at `base_url`, one attempt per call.
 fn partner_at(base_url: &str, mock: &PartnerMock, config: &HttpConfig) -> Partner {
-    let context = Context::with_http_config(config)
+    let context = ProviderSettings::with_http_config(config)
         .expect("the HTTP client builds")
         .with_retry_policy(RetryPolicy::never());
     Partner::builder(credentials(mock))
         .base_url(base_url)
-        .context(context)
+        .settings(context)
         .build()
         .expect("the adapter builds")
 }
@@ -431,7 +431,7 @@ fn unusable_certificates_and_keys_are_configuration_errors() {
         ),
     ];
     for (case, config, expected) in cases {
-        let err = Context::with_http_config(&config).expect_err(case);
+        let err = ProviderSettings::with_http_config(&config).expect_err(case);
         assert!(
             matches!(err, Error::Configuration { .. }),
             "{case}: {err:?}"

@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::manager::TokenManager;
 use oauth2_adapters::store_sql::{sqlx, SqliteStore};
-use oauth2_adapters::testkit::{HikeMock, MockConfig, MockProvider, Rotation};
+use oauth2_adapters::testkit::{HikeMock, MockConfig, MockServer, Rotation};
 use oauth2_adapters::{ClientCredentials, ManualClock, Provider, TokenKey, TokenStore};
 use oauth2_adapters_tests::code_flow::sign_in;
 use oauth2_adapters_tests::external::token_manager_binary;

@@ -21,8 +21,10 @@ use connectivity::pki::Authority;
 use connectivity::proxy::ConnectProxy;
 use connectivity::tls_front::TlsFront;
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{MockConfig, MockProvider, PartnerMock};
-use oauth2_adapters::{ClientCredentialsProvider, Context, Error, HttpConfig, RetryPolicy};
+use oauth2_adapters::testkit::{MockConfig, MockServer, PartnerMock};
+use oauth2_adapters::{
+    ClientCredentialsProvider, Error, HttpConfig, ProviderSettings, RetryPolicy,
+};
 use oauth2_adapters_tests::credentials;
 
 const VARIABLES: [&str; 8] = [
@@ -49,11 +51,11 @@ fn set_env(pairs: &[(&str, &str)]) {
 /// A partner client at `base_url`, built now (the environment is read when
 /// the client is built).
 fn partner(base_url: &str, mock: &PartnerMock, config: HttpConfig) -> Result<Partner, Error> {
-    let context = Context::with_http_config(&config.with_timeout(Duration::from_secs(5)))?
+    let context = ProviderSettings::with_http_config(&config.with_timeout(Duration::from_secs(5)))?
         .with_retry_policy(RetryPolicy::never());
     Partner::builder(credentials(mock))
         .base_url(base_url)
-        .context(context)
+        .settings(context)
         .build()
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{Fault, MockProvider};
+use oauth2_adapters::testkit::{Fault, MockServer};
 use oauth2_adapters::{
     AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentialsProvider, Error,
     ExposeSecret, RefreshTokenProvider, RetryPolicy, TransportErrorKind,
@@ -176,7 +176,7 @@ mod client_credentials_are_retried {
         let fx = partner(3).await;
         let provider = Partner::builder(credentials(&fx.mock))
             .base_url(refused_base_url())
-            .context(context_with_retries(&fx.clock, quick_retries(3)))
+            .settings(context_with_retries(&fx.clock, quick_retries(3)))
             .build()
             .unwrap();
         let capture = TraceCapture::start();
@@ -213,10 +213,10 @@ macro_rules! single_use_rules {
                 $fixture(quick_retries(3)).await
             }
 
-            fn dead<M: MockProvider>(fx: &Fixture<$adapter, M>) -> $adapter {
+            fn dead<M: MockServer>(fx: &Fixture<$adapter, M>) -> $adapter {
                 <$adapter>::builder(credentials(&fx.mock))
                     .base_url(refused_base_url())
-                    .context(context_with_retries(&fx.clock, quick_retries(3)))
+                    .settings(context_with_retries(&fx.clock, quick_retries(3)))
                     .build()
                     .unwrap()
             }

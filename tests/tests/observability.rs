@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
-use oauth2_adapters::manager::{Renewer, TokenManager};
+use oauth2_adapters::manager::TokenManager;
 use oauth2_adapters::metrics::{
     MANAGER_CACHE_HITS_TOTAL, MANAGER_COALESCED_WAITERS_TOTAL, MANAGER_REFRESHES_TOTAL,
     TOKEN_REQUESTS_TOTAL, TOKEN_REQUEST_DURATION_SECONDS, TOKEN_REQUEST_RETRIES_TOTAL,
 };
-use oauth2_adapters::testkit::{Fault, MockProvider};
+use oauth2_adapters::testkit::{Fault, MockServer};
 use oauth2_adapters::{Provider, RetryPolicy, TokenKey};
 use oauth2_adapters_tests::trace_capture::TraceCapture;
 
@@ -54,7 +54,7 @@ async fn token_requests_and_manager_refreshes_are_counted_and_traced() {
     let fx = oauth2_adapters_tests::partner_with_retries(retries).await;
     let manager = TokenManager::builder()
         .clock(Arc::new(fx.clock.clone()))
-        .renewer(Renewer::reacquire(Arc::new(fx.provider.clone())))
+        .provider(Arc::new(fx.provider.clone()))
         .build()
         .unwrap();
     let key = TokenKey::new(fx.provider.id(), "app");
@@ -64,7 +64,7 @@ async fn token_requests_and_manager_refreshes_are_counted_and_traced() {
     a.unwrap();
     b.unwrap();
     manager.get(&key).await.unwrap();
-    manager.with_authorization_header(&key, |_| ()).unwrap();
+    manager.read_authorization_header(&key, |_| ()).unwrap();
 
     let snapshot = snapshotter.snapshot().into_vec();
     let requests = counters(&snapshot, TOKEN_REQUESTS_TOTAL);

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth2_adapters::manager::{Renewer, TokenManager};
-use oauth2_adapters::testkit::{Fault, MockProvider};
+use oauth2_adapters::manager::TokenManager;
+use oauth2_adapters::testkit::{Fault, MockServer};
 use oauth2_adapters::{
     AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentialsProvider,
     ExposeSecret, MemoryStore, Provider, RetryPolicy, StandardProvider, Token, TokenKey,
@@ -163,7 +163,7 @@ async fn no_secret_appears_in_any_tracing_output_during_every_flow() {
         .token_url(hike.mock.token_url().as_str())
         .client_auth(oauth2_adapters::ClientAuth::RequestBody)
         .default_scopes(["all"])
-        .context(context_with_retries(&hike.clock, quick_retries()))
+        .settings(context_with_retries(&hike.clock, quick_retries()))
         .build(credentials(&hike.mock))
         .unwrap();
     assert!(pkce.uses_pkce());
@@ -191,8 +191,8 @@ async fn no_secret_appears_in_any_tracing_output_during_every_flow() {
     let manager = TokenManager::builder()
         .store(store.clone())
         .clock(Arc::new(hypersku.clock.clone()))
-        .renewer(Renewer::refresh_token(Arc::new(hypersku.provider.clone())))
-        .renewer(Renewer::reacquire(Arc::new(partner.provider.clone())))
+        .provider(Arc::new(hypersku.provider.clone()))
+        .provider(Arc::new(partner.provider.clone()))
         .on_event(|event| tracing::info!(event = ?event, "token event"))
         .build()
         .unwrap();

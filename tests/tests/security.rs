@@ -5,7 +5,7 @@
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{Fault, HikeMock, MockConfig, MockProvider};
+use oauth2_adapters::testkit::{Fault, HikeMock, MockConfig, MockServer};
 use oauth2_adapters::{
     AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientCredentials, Error,
     ExposeSecret, StandardProvider,
@@ -83,7 +83,7 @@ async fn standard_providers_use_pkce_s256_by_default() {
         .token_url(mock.token_url().as_str())
         .client_auth(oauth2_adapters::ClientAuth::RequestBody)
         .default_scopes(["all"])
-        .context(context(&clock))
+        .settings(context(&clock))
         .build(credentials(&mock))
         .unwrap();
     assert!(provider.uses_pkce(), "on by default");

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2_adapters::hike::Hike;
-use oauth2_adapters::manager::{Renewer, TokenManager};
-use oauth2_adapters::testkit::{HikeMock, MockConfig, MockProvider, RecordedRequest};
+use oauth2_adapters::manager::TokenManager;
+use oauth2_adapters::testkit::{HikeMock, MockConfig, MockServer, RecordedRequest};
 use oauth2_adapters::{ClientCredentials, Provider, TokenKey, TokenStore};
 use oauth2_adapters_tests::code_flow::sign_in;
 use oauth2_adapters_tests::external::{postgres_store, token_manager_binary, unique_prefix};
@@ -71,7 +71,7 @@ async fn managers_with_their_own_pools_refresh_each_key_once() {
             TokenManager::builder()
                 .store(Arc::new(store))
                 .clock(Arc::new(fx.clock.clone()))
-                .renewer(Renewer::refresh_token(provider.clone()))
+                .provider(provider.clone())
                 .lease(Duration::from_secs(10), Duration::from_millis(10))
                 .build()
                 .unwrap(),

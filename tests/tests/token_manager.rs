@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth2_adapters::manager::{Renewer, TokenManager};
-use oauth2_adapters::testkit::{Fault, MockProvider};
+use oauth2_adapters::manager::TokenManager;
+use oauth2_adapters::testkit::{Fault, MockServer};
 use oauth2_adapters::{ExposeSecret, MemoryStore, Provider, TokenKey, TokenStore};
 use oauth2_adapters_tests::code_flow::{sign_in, CodeFlowProvider};
 use oauth2_adapters_tests::{CodeFlowMock, Fixture};
@@ -47,7 +47,7 @@ where
     let manager = TokenManager::builder()
         .store(store.clone())
         .clock(Arc::new(clock.clone()))
-        .renewer(Renewer::refresh_token(provider.clone()))
+        .provider(provider.clone())
         .build()
         .unwrap();
     let first_refresh = token.refresh_token.clone().expect("a refresh token");
@@ -96,7 +96,7 @@ async fn partner_one_request_for_1000_callers_cold_and_expired() {
     let provider = Arc::new(fx.provider);
     let manager = TokenManager::builder()
         .clock(Arc::new(fx.clock.clone()))
-        .renewer(Renewer::reacquire(provider.clone()))
+        .provider(provider.clone())
         .build()
         .unwrap();
     let key = TokenKey::new(provider.id(), "partner-client");
@@ -130,7 +130,7 @@ async fn cancelling_the_first_caller_mid_refresh_fails_nobody() {
     let provider = Arc::new(provider);
     let manager = TokenManager::builder()
         .clock(Arc::new(clock.clone()))
-        .renewer(Renewer::refresh_token(provider.clone()))
+        .provider(provider.clone())
         .build()
         .unwrap();
     let key = TokenKey::new(provider.id(), "store-1");

@@ -2,7 +2,7 @@
 //! normalized token. Secrets are replaced by placeholders. A changed
 //! snapshot is a changed wire format: review it, never accept it blindly.
 
-use oauth2_adapters::testkit::{MockProvider, RecordedRequest};
+use oauth2_adapters::testkit::{MockServer, RecordedRequest};
 use oauth2_adapters::{
     AuthorizeRequest, CallbackParams, ClientCredentialsProvider, ExposeSecret, Token,
 };
@@ -27,7 +27,7 @@ fn authorize_snapshot(url: &Url) -> String {
     format!("GET {}?{}", url.path(), query.join("&"))
 }
 
-fn last_token_request(mock: &dyn MockProvider, replacements: &[(&str, &str)]) -> RecordedRequest {
+fn last_token_request(mock: &dyn MockServer, replacements: &[(&str, &str)]) -> RecordedRequest {
     mock.token_requests()
         .last()
         .expect("a token request was sent")

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use criterion::{criterion_group, Criterion};
-use oauth2_adapters_core::manager::{Renewer, TokenManager};
+use oauth2_adapters_core::manager::TokenManager;
+use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::store::{CasOutcome, StoredToken};
 use oauth2_adapters_core::{
-    ClientCredentialsProvider, Clock, Context, ManualClock, Provider, ProviderId, RefreshPolicy,
-    Result, SecretString, Token, TokenKey, TokenRecord, TokenStore,
+    ClientCredentialsProvider, Clock, ManualClock, Provider, ProviderId, ProviderSettings, Renewal,
+    Result, SecretString, Token, TokenKey, TokenStore,
 };
 
 /// Counts live bytes and allocation calls.
@@ -65,7 +66,7 @@ fn quick() -> bool {
 /// A provider that answers after a fixed latency and counts requests.
 #[derive(Debug)]
 struct SlowProvider {
-    context: Context,
+    context: ProviderSettings,
     latency: Duration,
     requests: AtomicUsize,
     /// How long the last request really took (the timer rounds sleeps up).
@@ -76,10 +77,10 @@ impl Provider for SlowProvider {
     fn id(&self) -> &ProviderId {
         &BENCH
     }
-    fn refresh_policy(&self) -> RefreshPolicy {
-        RefreshPolicy::Reacquire
+    fn renewal(self: std::sync::Arc<Self>) -> Renewal {
+        Renewal::Reacquire(self)
     }
-    fn context(&self) -> &Context {
+    fn settings(&self) -> &ProviderSettings {
         &self.context
     }
 }
@@ -175,8 +176,8 @@ fn cached_read(c: &mut Criterion) {
     group.bench_function("try_get", |b| {
         b.iter(|| black_box(manager.try_get(black_box(&probe))))
     });
-    group.bench_function("with_authorization_header", |b| {
-        b.iter(|| black_box(manager.with_authorization_header(black_box(&probe), |h| h.len())))
+    group.bench_function("read_authorization_header", |b| {
+        b.iter(|| black_box(manager.read_authorization_header(black_box(&probe), |h| h.len())))
     });
     group.bench_function("get (async, completes without awaiting)", |b| {
         b.iter(|| {
@@ -208,7 +209,7 @@ fn allocations_per_read() {
     for _ in 0..calls {
         black_box(manager.try_get(black_box(&probe)));
         black_box(futures_lite_block_on(manager.get(black_box(&probe))).ok());
-        black_box(manager.with_authorization_header(black_box(&probe), |h| h.len()));
+        black_box(manager.read_authorization_header(black_box(&probe), |h| h.len()));
     }
     let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
     println!(
@@ -236,7 +237,7 @@ fn throughput() {
                         let key = &probe[i % probe.len()];
                         if borrowed {
                             black_box(
-                                manager.with_authorization_header(key, |header| header.len()),
+                                manager.read_authorization_header(key, |header| header.len()),
                             );
                         } else {
                             black_box(manager.try_get(key));
@@ -252,7 +253,7 @@ fn throughput() {
         let two = run(2, shared, borrowed);
         println!(
             "throughput ({}, {}): 1 thread {:.1} M reads/s, 2 threads {:.1} M reads/s, ratio {:.2}x",
-            if borrowed { "with_authorization_header" } else { "try_get" },
+            if borrowed { "read_authorization_header" } else { "try_get" },
             if shared {
                 "one shared key"
             } else {
@@ -271,7 +272,7 @@ fn coalescing() {
     for callers in [1usize, 10, 100, 1000] {
         let clock = ManualClock::at_unix(1_800_000_000);
         let provider = Arc::new(SlowProvider {
-            context: Context::new()
+            context: ProviderSettings::new()
                 .expect("context")
                 .with_clock(Arc::new(clock.clone())),
             latency,
@@ -280,7 +281,7 @@ fn coalescing() {
         });
         let manager = TokenManager::builder()
             .clock(Arc::new(clock.clone()))
-            .renewer(Renewer::reacquire(provider.clone()))
+            .provider(provider.clone())
             .build()
             .expect("the manager builds");
         let probe = key(1);

@@ -69,7 +69,7 @@ pub struct AuthorizeUrlParams<'a> {
 /// used once only:
 ///
 /// ```compile_fail
-/// # fn reuse(pending: oauth2_adapters_core::PendingAuthorization) {
+/// # fn reuse(pending: oauth2_adapters::PendingAuthorization) {
 /// let copy = pending.clone(); // PendingAuthorization is not Clone
 /// # }
 /// ```

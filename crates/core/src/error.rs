@@ -258,6 +258,59 @@ impl Error {
         }
     }
 
+    /// The provider whose request failed, when the error names one.
+    pub fn provider(&self) -> Option<&ProviderId> {
+        match self {
+            Self::Provider { provider, .. }
+            | Self::HttpStatus { provider, .. }
+            | Self::Transport { provider, .. }
+            | Self::InvalidResponse { provider, .. }
+            | Self::ReauthorizationRequired { provider, .. } => Some(provider),
+            Self::RefreshDeferred {
+                reason: DeferredReason::Backoff { last },
+                ..
+            } => last.provider(),
+            _ => None,
+        }
+    }
+
+    /// The provider's own error code when it is not an RFC 6749 one, e.g.
+    /// HyperSKU's business code `60025` (see the adapter's docs for what
+    /// each means). Looks through a backoff to the error that caused it.
+    pub fn provider_code(&self) -> Option<&str> {
+        match self {
+            Self::Provider { provider_code, .. } => provider_code.as_deref(),
+            Self::RefreshDeferred {
+                reason: DeferredReason::Backoff { last },
+                ..
+            } => last.provider_code(),
+            _ => None,
+        }
+    }
+
+    /// The provider's (scrubbed) human-readable description, if it sent one.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            Self::Provider { description, .. }
+            | Self::AuthorizationDenied { description }
+            | Self::AuthorizationFailed { description, .. } => description.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Why the user must authorize again, for [`Error::ReauthorizationRequired`]
+    /// (also behind a backoff).
+    pub fn reauthorization_reason(&self) -> Option<&ReauthorizationReason> {
+        match self {
+            Self::ReauthorizationRequired { reason, .. } => Some(reason),
+            Self::RefreshDeferred {
+                reason: DeferredReason::Backoff { last },
+                ..
+            } => last.reauthorization_reason(),
+            _ => None,
+        }
+    }
+
     /// The provider's error code, when the provider answered with one.
     pub fn provider_error_code(&self) -> Option<&ErrorCode> {
         match self {

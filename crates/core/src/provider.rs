@@ -20,7 +20,7 @@ use crate::token::{ProviderId, Token};
 
 /// What every adapter shares: the HTTP client, the clock and the retry policy.
 #[derive(Clone, Debug)]
-pub struct Context {
+pub struct ProviderSettings {
     /// The token-endpoint HTTP client.
     pub http: HttpClient,
     /// The clock used for every expiry computation.
@@ -29,7 +29,7 @@ pub struct Context {
     pub retry: RetryPolicy,
 }
 
-impl Context {
+impl ProviderSettings {
     /// The default HTTP settings and the system clock.
     pub fn new() -> Result<Self> {
         Self::with_http_config(&HttpConfig::default())
@@ -96,14 +96,54 @@ pub enum RefreshPolicy {
     Never,
 }
 
-/// What every provider has: an id, a refresh policy and a context.
-pub trait Provider: Send + Sync {
+/// A provider as the [`TokenManager`](crate::TokenManager) renews its
+/// tokens: the capability its [`RefreshPolicy`] names. Made by
+/// [`Provider::renewal`]; the manager's builder calls it when a provider is
+/// registered.
+#[derive(Clone)]
+pub enum Renewal {
+    /// With the refresh token grant (HyperSKU, Hike).
+    RefreshToken(Arc<dyn RefreshTokenProvider>),
+    /// By requesting a new token with client credentials (the partner).
+    /// Keys of such a provider need no prior sign-in: the first `get`
+    /// acquires.
+    Reacquire(Arc<dyn ClientCredentialsProvider>),
+    /// Not at all: an expired token needs a new sign-in.
+    Never,
+}
+
+impl Renewal {
+    /// The policy this renewal follows.
+    pub fn policy(&self) -> RefreshPolicy {
+        match self {
+            Self::RefreshToken(_) => RefreshPolicy::RefreshToken,
+            Self::Reacquire(_) => RefreshPolicy::Reacquire,
+            Self::Never => RefreshPolicy::Never,
+        }
+    }
+}
+
+impl fmt::Debug for Renewal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RefreshToken(p) => write!(f, "Renewal::RefreshToken({})", p.id()),
+            Self::Reacquire(p) => write!(f, "Renewal::Reacquire({})", p.id()),
+            Self::Never => f.write_str("Renewal::Never"),
+        }
+    }
+}
+
+/// What every provider has: an id, its settings, and how its tokens are
+/// renewed.
+pub trait Provider: Send + Sync + 'static {
     /// The provider's id, recorded in every token it issues.
     fn id(&self) -> &ProviderId;
-    /// How its tokens are renewed.
-    fn refresh_policy(&self) -> RefreshPolicy;
-    /// Its HTTP client and clock.
-    fn context(&self) -> &Context;
+    /// Its HTTP settings, retry policy and clock.
+    fn settings(&self) -> &ProviderSettings;
+    /// How its tokens are renewed: the capability its refresh policy names,
+    /// e.g. `Renewal::RefreshToken(self)` for a provider that implements
+    /// [`RefreshTokenProvider`].
+    fn renewal(self: Arc<Self>) -> Renewal;
 }
 
 /// The authorization code grant (RFC 6749 §4.1).
@@ -156,7 +196,7 @@ pub trait AuthorizationCodeProvider: Provider {
             request.redirect_uri,
             scopes,
             verifier,
-            self.context().clock.now(),
+            self.settings().clock.now(),
         );
         let url = self.authorization_url(&AuthorizeUrlParams {
             state: secrecy::ExposeSecret::expose_secret(pending.state()),
@@ -183,14 +223,14 @@ pub trait AuthorizationCodeProvider: Provider {
                 self.id()
             )));
         }
-        let now = self.context().clock.now();
+        let now = self.settings().clock.now();
         let code = verify_callback(params, &pending, now, self.pending_max_age())?;
         let request = TokenRequest {
             provider: self.id(),
             grant: Grant::AuthorizationCode,
             safety: RetrySafety::SingleUse,
         };
-        let mut token = with_retries(&self.context().retry, request, || {
+        let mut token = with_retries(&self.settings().retry, request, || {
             self.exchange_verified_code(code.clone(), &pending)
         })
         .await?;
@@ -235,7 +275,7 @@ pub trait RefreshTokenProvider: Provider {
         let Some(refresh_token) = &current.refresh_token else {
             return Err(reauthorize(ReauthorizationReason::NoRefreshToken));
         };
-        if current.is_refresh_token_expired(self.context().clock.as_ref()) {
+        if current.is_refresh_token_expired(self.settings().clock.as_ref()) {
             return Err(reauthorize(ReauthorizationReason::RefreshTokenExpired));
         }
         let request = TokenRequest {
@@ -247,7 +287,7 @@ pub trait RefreshTokenProvider: Provider {
                 RetrySafety::Repeatable
             },
         };
-        let result = with_retries(&self.context().retry, request, || {
+        let result = with_retries(&self.settings().retry, request, || {
             self.request_refresh(refresh_token)
         })
         .await;
@@ -281,7 +321,7 @@ pub trait ClientCredentialsProvider: Provider {
             grant: Grant::ClientCredentials,
             safety: RetrySafety::Repeatable,
         };
-        with_retries(&self.context().retry, request, || {
+        with_retries(&self.settings().retry, request, || {
             self.request_client_credentials(scopes)
         })
         .await

@@ -59,7 +59,7 @@ impl Grant {
 ///
 /// ```
 /// use std::time::Duration;
-/// use oauth2_adapters_core::RetryPolicy;
+/// use oauth2_adapters::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
 ///     .with_max_attempts(5)

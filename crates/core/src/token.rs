@@ -94,6 +94,19 @@ impl Token {
         }
     }
 
+    /// The access token itself (a secret: keep it out of logs). The same
+    /// as `token.access_token.expose_secret()`, without importing
+    /// `ExposeSecret`.
+    pub fn expose_access_token(&self) -> &str {
+        self.access_token.expose_secret()
+    }
+
+    /// The refresh token itself, if there is one (a secret: keep it out of
+    /// logs). The same as `token.refresh_token.as_ref().map(ExposeSecret::expose_secret)`.
+    pub fn expose_refresh_token(&self) -> Option<&str> {
+        self.refresh_token.as_ref().map(|t| t.expose_secret())
+    }
+
     /// True when the access token's expiry is known and has passed.
     pub fn is_expired(&self, clock: &dyn Clock) -> bool {
         self.expires_within(Duration::ZERO, clock)

@@ -1,7 +1,9 @@
 //! Hike's endpoints and options.
 
-use oauth2_adapters_core::http::endpoint_url;
-use oauth2_adapters_core::{ClientAuth, ClientCredentials, Context, Result, StandardProvider};
+use oauth2_adapters_core::adapter::endpoint_url;
+use oauth2_adapters_core::{
+    ClientAuth, ClientCredentials, ProviderSettings, Result, StandardProvider,
+};
 
 use crate::provider::Hike;
 use crate::PROVIDER_ID;
@@ -20,7 +22,7 @@ pub struct HikeBuilder {
     base_url: String,
     scopes: Vec<String>,
     pkce: bool,
-    context: Option<Context>,
+    settings: Option<ProviderSettings>,
 }
 
 impl HikeBuilder {
@@ -30,7 +32,7 @@ impl HikeBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
             scopes: vec![DEFAULT_SCOPE.to_owned()],
             pkce: false,
-            context: None,
+            settings: None,
         }
     }
 
@@ -59,9 +61,9 @@ impl HikeBuilder {
         self
     }
 
-    /// Uses this HTTP client and clock instead of the defaults.
-    pub fn context(mut self, context: Context) -> Self {
-        self.context = Some(context);
+    /// Uses these HTTP settings, retry policy and clock instead of the defaults.
+    pub fn settings(mut self, settings: ProviderSettings) -> Self {
+        self.settings = Some(settings);
         self
     }
 
@@ -75,8 +77,8 @@ impl HikeBuilder {
             .default_scopes(self.scopes)
             .client_auth(ClientAuth::RequestBody)
             .pkce(self.pkce);
-        if let Some(context) = self.context {
-            builder = builder.context(context);
+        if let Some(context) = self.settings {
+            builder = builder.settings(context);
         }
         Ok(Hike::from_standard(builder.build(self.credentials)?))
     }

@@ -7,13 +7,13 @@
 //! is cross-checked with `expires_in` (see `docs/providers/hike.md`).
 //!
 //! ```no_run
-//! use oauth2_adapters_core::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
-//! use oauth2_adapters_hike::Hike;
+//! use oauth2_adapters::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
+//! use oauth2_adapters::hike::Hike;
 //!
 //! let hike = Hike::builder(ClientCredentials::new("app-id", "app-secret")).build()?;
 //! let (url, pending) = hike.authorize(AuthorizeRequest::new("https://example.com/callback")?)?;
 //! // Send the user to `url`, keep `pending` until the callback.
-//! # Ok::<(), oauth2_adapters_core::Error>(())
+//! # Ok::<(), oauth2_adapters::Error>(())
 //! ```
 #![deny(missing_docs)]
 
@@ -35,15 +35,14 @@ pub mod fuzzing {
     use std::sync::{Arc, OnceLock};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use oauth2_adapters_core::standard::fuzzing::respond;
+    use oauth2_adapters_core::adapter::HttpResponse;
+    use oauth2_adapters_core::fuzzing::respond;
     use oauth2_adapters_core::{
-        ClientAuth, ClientCredentials, Context, Error, HttpResponse, ManualClock, StandardProvider,
+        ClientAuth, ClientCredentials, Error, ManualClock, ProviderSettings, StandardProvider,
         Token,
     };
 
-    pub use oauth2_adapters_core::standard::fuzzing::{
-        FuzzGrant, CODE, PKCE_VERIFIER, REFRESH_TOKEN,
-    };
+    pub use oauth2_adapters_core::fuzzing::{FuzzGrant, CODE, PKCE_VERIFIER, REFRESH_TOKEN};
 
     use crate::PROVIDER_ID;
 
@@ -57,7 +56,7 @@ pub mod fuzzing {
     fn standard() -> &'static StandardProvider {
         static PROVIDER: OnceLock<StandardProvider> = OnceLock::new();
         PROVIDER.get_or_init(|| {
-            let context = Context::new()
+            let context = ProviderSettings::new()
                 .expect("the default HTTP client builds")
                 .with_clock(Arc::new(ManualClock::at_unix(NOW_UNIX)));
             StandardProvider::builder(PROVIDER_ID.as_str().to_owned())
@@ -66,7 +65,7 @@ pub mod fuzzing {
                 .default_scopes([crate::DEFAULT_SCOPE])
                 .client_auth(ClientAuth::RequestBody)
                 .pkce(true)
-                .context(context)
+                .settings(context)
                 .build(ClientCredentials::new("fz-client", CLIENT_SECRET))
                 .expect("the fuzzing provider builds")
         })

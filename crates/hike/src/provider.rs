@@ -1,10 +1,10 @@
 //! The Hike adapter's capabilities: authorization code and refresh.
 
 use async_trait::async_trait;
+use oauth2_adapters_core::adapter::{AuthorizeUrlParams, VerifiedCode};
 use oauth2_adapters_core::{
-    AuthorizationCodeProvider, AuthorizeUrlParams, ClientCredentials, Context,
-    PendingAuthorization, Provider, ProviderId, RefreshPolicy, RefreshTokenProvider, Result,
-    SecretString, StandardProvider, Token, VerifiedCode,
+    AuthorizationCodeProvider, ClientCredentials, PendingAuthorization, Provider, ProviderId,
+    ProviderSettings, RefreshTokenProvider, Renewal, Result, SecretString, StandardProvider, Token,
 };
 use url::Url;
 
@@ -30,7 +30,7 @@ impl Hike {
     }
 
     fn finish(&self, mut token: Token) -> Token {
-        settle_expiry(&mut token, self.context().clock.now());
+        settle_expiry(&mut token, self.settings().clock.now());
         token
     }
 }
@@ -40,12 +40,12 @@ impl Provider for Hike {
         self.standard.id()
     }
 
-    fn refresh_policy(&self) -> RefreshPolicy {
-        RefreshPolicy::RefreshToken
+    fn renewal(self: std::sync::Arc<Self>) -> Renewal {
+        Renewal::RefreshToken(self)
     }
 
-    fn context(&self) -> &Context {
-        self.standard.context()
+    fn settings(&self) -> &ProviderSettings {
+        self.standard.settings()
     }
 }
 

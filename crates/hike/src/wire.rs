@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use oauth2_adapters_core::wire::{instant_from_epoch_secs, reconcile_expiry};
+use oauth2_adapters_core::adapter::wire::{instant_from_epoch_secs, reconcile_expiry};
 use oauth2_adapters_core::Token;
 use serde_json::Value;
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use oauth2_adapters_core::http::{endpoint_url, parse_url, require_secure_endpoint};
-use oauth2_adapters_core::{ClientCredentials, Context, Error, Result, SecretString};
+use oauth2_adapters_core::adapter::{endpoint_url, parse_url, require_secure_endpoint};
+use oauth2_adapters_core::{ClientCredentials, Error, ProviderSettings, Result, SecretString};
 
 use crate::provider::HyperSku;
 
@@ -102,7 +102,7 @@ pub struct HyperSkuBuilder {
     pub(crate) api_key: Option<SecretString>,
     pub(crate) success_codes: Vec<i64>,
     pub(crate) invalid_grant_codes: Vec<i64>,
-    context: Option<Context>,
+    settings: Option<ProviderSettings>,
 }
 
 /// The validated endpoints.
@@ -127,7 +127,7 @@ impl HyperSkuBuilder {
             api_key: None,
             success_codes: DEFAULT_SUCCESS_CODES.to_vec(),
             invalid_grant_codes: DEFAULT_INVALID_GRANT_CODES.to_vec(),
-            context: None,
+            settings: None,
         }
     }
 
@@ -204,9 +204,9 @@ impl HyperSkuBuilder {
         self
     }
 
-    /// Uses this HTTP client and clock instead of the defaults.
-    pub fn context(mut self, context: Context) -> Self {
-        self.context = Some(context);
+    /// Uses these HTTP settings, retry policy and clock instead of the defaults.
+    pub fn settings(mut self, settings: ProviderSettings) -> Self {
+        self.settings = Some(settings);
         self
     }
 
@@ -235,9 +235,9 @@ impl HyperSkuBuilder {
         };
         require_secure_endpoint("HyperSKU's token URL", &endpoints.access_token)?;
         require_secure_endpoint("HyperSKU's refresh URL", &endpoints.refresh_token)?;
-        let context = match &self.context {
+        let context = match &self.settings {
             Some(context) => context.clone(),
-            None => Context::new()?,
+            None => ProviderSettings::new()?,
         };
         Ok(HyperSku::new(self, endpoints, context))
     }

@@ -9,13 +9,13 @@
 //! with the defaults listed in `docs/providers/hypersku.md`.
 //!
 //! ```no_run
-//! use oauth2_adapters_core::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
-//! use oauth2_adapters_hypersku::HyperSku;
+//! use oauth2_adapters::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
+//! use oauth2_adapters::hypersku::HyperSku;
 //!
 //! let hypersku = HyperSku::builder(ClientCredentials::new("client-id", "client-secret")).build()?;
 //! let (url, pending) = hypersku.authorize(AuthorizeRequest::new("https://example.com/callback")?)?;
 //! // Send the user to `url`, keep `pending` until the callback.
-//! # Ok::<(), oauth2_adapters_core::Error>(())
+//! # Ok::<(), oauth2_adapters::Error>(())
 //! ```
 #![deny(missing_docs)]
 
@@ -40,9 +40,8 @@ pub static PROVIDER_ID: ProviderId = ProviderId::from_static("hypersku");
 pub mod fuzzing {
     use std::sync::{Arc, OnceLock};
 
-    use oauth2_adapters_core::{
-        ClientCredentials, Context, Error, HttpResponse, ManualClock, Token,
-    };
+    use oauth2_adapters_core::adapter::HttpResponse;
+    use oauth2_adapters_core::{ClientCredentials, Error, ManualClock, ProviderSettings, Token};
 
     use crate::{ExpiryUnit, HyperSku};
 
@@ -63,13 +62,13 @@ pub mod fuzzing {
             ExpiryUnit::Milliseconds => &MILLIS,
         };
         cell.get_or_init(|| {
-            let context = Context::new()
+            let context = ProviderSettings::new()
                 .expect("the default HTTP client builds")
                 .with_clock(Arc::new(ManualClock::at_unix(NOW_UNIX)));
             HyperSku::builder(ClientCredentials::new("fz-client", CLIENT_SECRET))
                 .api_key(API_KEY)
                 .expiry_unit(unit)
-                .context(context)
+                .settings(context)
                 .build()
                 .expect("the fuzzing adapter builds")
         })

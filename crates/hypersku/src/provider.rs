@@ -1,10 +1,10 @@
 //! The HyperSKU adapter's capabilities: authorization code and refresh.
 
 use async_trait::async_trait;
+use oauth2_adapters_core::adapter::{AuthorizeUrlParams, HttpResponse, JsonResponse, VerifiedCode};
 use oauth2_adapters_core::{
-    AuthorizationCodeProvider, AuthorizeUrlParams, Context, Error, ExposeSecret, HttpResponse,
-    JsonResponse, PendingAuthorization, Provider, ProviderId, RefreshPolicy, RefreshTokenProvider,
-    Result, SecretString, Token, VerifiedCode,
+    AuthorizationCodeProvider, Error, ExposeSecret, PendingAuthorization, Provider, ProviderId,
+    ProviderSettings, RefreshTokenProvider, Renewal, Result, SecretString, Token,
 };
 use serde_json::{Map, Value};
 use url::Url;
@@ -18,7 +18,7 @@ use crate::PROVIDER_ID;
 pub struct HyperSku {
     config: HyperSkuBuilder,
     endpoints: Endpoints,
-    context: Context,
+    context: ProviderSettings,
 }
 
 impl HyperSku {
@@ -27,7 +27,11 @@ impl HyperSku {
         HyperSkuBuilder::new(credentials)
     }
 
-    pub(crate) fn new(config: HyperSkuBuilder, endpoints: Endpoints, context: Context) -> Self {
+    pub(crate) fn new(
+        config: HyperSkuBuilder,
+        endpoints: Endpoints,
+        context: ProviderSettings,
+    ) -> Self {
         Self {
             config,
             endpoints,
@@ -92,11 +96,11 @@ impl Provider for HyperSku {
         &PROVIDER_ID
     }
 
-    fn refresh_policy(&self) -> RefreshPolicy {
-        RefreshPolicy::RefreshToken
+    fn renewal(self: std::sync::Arc<Self>) -> Renewal {
+        Renewal::RefreshToken(self)
     }
 
-    fn context(&self) -> &Context {
+    fn settings(&self) -> &ProviderSettings {
         &self.context
     }
 }

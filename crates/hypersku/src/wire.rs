@@ -2,11 +2,12 @@
 
 use std::time::SystemTime;
 
-use oauth2_adapters_core::wire::{
+use oauth2_adapters_core::adapter::wire::{
     check_access_token, check_bearer, expiry_from_lifetime, optional_number, optional_scopes,
     optional_string_or_number,
 };
-use oauth2_adapters_core::{Error, ErrorCode, JsonResponse, SecretString, Token};
+use oauth2_adapters_core::adapter::JsonResponse;
+use oauth2_adapters_core::{Error, ErrorCode, SecretString, Token};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -163,7 +164,8 @@ fn business_error(
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use oauth2_adapters_core::{ExposeSecret, HttpResponse};
+    use oauth2_adapters_core::adapter::HttpResponse;
+    use oauth2_adapters_core::ExposeSecret;
 
     use super::*;
 

@@ -179,7 +179,7 @@ fn middleware_error(error: Error) -> reqwest_middleware::Error {
 /// ```
 /// # fn check(result: reqwest_middleware::Result<reqwest::Response>) {
 /// if let Err(error) = &result {
-///     if oauth2_adapters_middleware::token_error(error)
+///     if oauth2_adapters::middleware::token_error(error)
 ///         .is_some_and(|e| e.requires_reauthorization())
 ///     {
 ///         // ask the user to sign in again

@@ -5,10 +5,10 @@
 //! the request once.
 //!
 //! ```no_run
-//! use oauth2_adapters_core::manager::TokenManager;
-//! use oauth2_adapters_core::TokenKey;
-//! use oauth2_adapters_middleware::reqwest_middleware::ClientBuilder;
-//! use oauth2_adapters_middleware::BearerAuth;
+//! use oauth2_adapters::{manager::TokenManager};
+//! use oauth2_adapters::TokenKey;
+//! use oauth2_adapters::middleware::reqwest_middleware::ClientBuilder;
+//! use oauth2_adapters::middleware::BearerAuth;
 //!
 //! # async fn run(manager: TokenManager, key: TokenKey) -> Result<(), Box<dyn std::error::Error>> {
 //! let api = ClientBuilder::new(reqwest::Client::new())

@@ -13,7 +13,7 @@ use oauth2_adapters_core::{
     Error, ExposeSecret, Provider, ReauthorizationReason, RefreshTokenProvider, TokenKey,
 };
 use oauth2_adapters_middleware::{token_error, BearerAuth};
-use oauth2_adapters_testkit::{HikeMock, MockConfig, MockProvider};
+use oauth2_adapters_testkit::{HikeMock, MockConfig, MockServer};
 use serde_json::{json, Value};
 
 const ME: &str = "/api/v1/me";

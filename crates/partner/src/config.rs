@@ -1,7 +1,7 @@
 //! The partner API's endpoint and options.
 
-use oauth2_adapters_core::http::{endpoint_url, require_secure_endpoint};
-use oauth2_adapters_core::{ClientCredentials, Context, Error, Result};
+use oauth2_adapters_core::adapter::{endpoint_url, require_secure_endpoint};
+use oauth2_adapters_core::{ClientCredentials, Error, ProviderSettings, Result};
 
 use crate::provider::Partner;
 
@@ -15,7 +15,7 @@ pub struct PartnerBuilder {
     credentials: ClientCredentials,
     base_url: Option<String>,
     token_path: String,
-    context: Option<Context>,
+    settings: Option<ProviderSettings>,
 }
 
 impl PartnerBuilder {
@@ -24,7 +24,7 @@ impl PartnerBuilder {
             credentials,
             base_url: None,
             token_path: DEFAULT_TOKEN_PATH.to_owned(),
-            context: None,
+            settings: None,
         }
     }
 
@@ -40,9 +40,9 @@ impl PartnerBuilder {
         self
     }
 
-    /// Uses this HTTP client and clock instead of the defaults.
-    pub fn context(mut self, context: Context) -> Self {
-        self.context = Some(context);
+    /// Uses these HTTP settings, retry policy and clock instead of the defaults.
+    pub fn settings(mut self, settings: ProviderSettings) -> Self {
+        self.settings = Some(settings);
         self
     }
 
@@ -56,9 +56,9 @@ impl PartnerBuilder {
         if self.credentials.client_id.is_empty() {
             return Err(Error::configuration("the partner client id is empty"));
         }
-        let context = match self.context {
+        let context = match self.settings {
             Some(context) => context,
-            None => Context::new()?,
+            None => ProviderSettings::new()?,
         };
         Ok(Partner::new(self.credentials, token_url, context))
     }

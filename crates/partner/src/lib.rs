@@ -7,10 +7,10 @@
 //! ids. The API that receives the token verifies it; a client has no key to.
 //!
 //! ```no_run
-//! use oauth2_adapters_core::{ClientCredentials, ClientCredentialsProvider};
-//! use oauth2_adapters_partner::Partner;
+//! use oauth2_adapters::{ClientCredentials, ClientCredentialsProvider};
+//! use oauth2_adapters::partner::Partner;
 //!
-//! # async fn run() -> oauth2_adapters_core::Result<()> {
+//! # async fn run() -> oauth2_adapters::Result<()> {
 //! let partner = Partner::builder(ClientCredentials::new("client-id", "client-secret"))
 //!     .base_url("https://bookings.example.com")
 //!     .build()?;
@@ -22,8 +22,8 @@
 //! authorize URL does not compile:
 //!
 //! ```compile_fail
-//! use oauth2_adapters_core::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
-//! use oauth2_adapters_partner::Partner;
+//! use oauth2_adapters::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
+//! use oauth2_adapters::partner::Partner;
 //!
 //! let partner = Partner::builder(ClientCredentials::new("id", "secret"))
 //!     .base_url("https://bookings.example.com")

@@ -1,9 +1,10 @@
 //! The partner adapter's one capability: client credentials.
 
 use async_trait::async_trait;
+use oauth2_adapters_core::adapter::JsonResponse;
 use oauth2_adapters_core::{
-    ClientCredentials, ClientCredentialsProvider, Context, Error, ExposeSecret, JsonResponse,
-    Provider, ProviderId, RefreshPolicy, Result, Token,
+    ClientCredentials, ClientCredentialsProvider, Error, ExposeSecret, Provider, ProviderId,
+    ProviderSettings, Renewal, Result, Token,
 };
 use url::Url;
 
@@ -12,12 +13,12 @@ use crate::wire::read_token;
 use crate::PROVIDER_ID;
 
 /// The partner bookings API adapter. Its tokens cannot be refreshed: the
-/// refresh policy is [`RefreshPolicy::Reacquire`].
+/// renewal is [`Renewal::Reacquire`].
 #[derive(Debug, Clone)]
 pub struct Partner {
     credentials: ClientCredentials,
     token_url: Url,
-    context: Context,
+    context: ProviderSettings,
 }
 
 impl Partner {
@@ -26,7 +27,11 @@ impl Partner {
         PartnerBuilder::new(credentials)
     }
 
-    pub(crate) fn new(credentials: ClientCredentials, token_url: Url, context: Context) -> Self {
+    pub(crate) fn new(
+        credentials: ClientCredentials,
+        token_url: Url,
+        context: ProviderSettings,
+    ) -> Self {
         Self {
             credentials,
             token_url,
@@ -45,11 +50,11 @@ impl Provider for Partner {
         &PROVIDER_ID
     }
 
-    fn refresh_policy(&self) -> RefreshPolicy {
-        RefreshPolicy::Reacquire
+    fn renewal(self: std::sync::Arc<Self>) -> Renewal {
+        Renewal::Reacquire(self)
     }
 
-    fn context(&self) -> &Context {
+    fn settings(&self) -> &ProviderSettings {
         &self.context
     }
 }

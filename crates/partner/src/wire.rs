@@ -4,12 +4,13 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use oauth2_adapters_core::wire::{
+use oauth2_adapters_core::adapter::wire::{
     check_access_token, check_bearer, expiry_from_instant, expiry_from_lifetime,
     instant_from_epoch_secs, optional_number, optional_scopes, optional_string_or_number,
     reconcile_expiry,
 };
-use oauth2_adapters_core::{Error, JsonResponse, SecretString, Token};
+use oauth2_adapters_core::adapter::JsonResponse;
+use oauth2_adapters_core::{Error, SecretString, Token};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -157,7 +158,8 @@ fn decode_claims(jwt: &str) -> Option<Claims> {
 pub mod fuzzing {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use oauth2_adapters_core::{Error, HttpResponse, JsonResponse, Token};
+    use oauth2_adapters_core::adapter::{HttpResponse, JsonResponse};
+    use oauth2_adapters_core::{Error, Token};
 
     use crate::PROVIDER_ID;
 
@@ -190,7 +192,7 @@ pub mod fuzzing {
 mod tests {
     use std::time::UNIX_EPOCH;
 
-    use oauth2_adapters_core::HttpResponse;
+    use oauth2_adapters_core::adapter::HttpResponse;
 
     use super::*;
 

@@ -17,8 +17,8 @@
 
 use std::sync::Arc;
 
+use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::store::{StoredToken, TokenKey};
-use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::{Error, Result};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;

@@ -39,9 +39,9 @@ const MAX_KEY_ID_LEN: usize = 32;
 /// the ids) and are wiped from memory when the key ring is dropped.
 ///
 /// ```
-/// use oauth2_adapters_store_sql::EncryptionKeys;
+/// use oauth2_adapters::store_sql::EncryptionKeys;
 ///
-/// # fn main() -> Result<(), oauth2_adapters_store_sql::EncryptionKeyError> {
+/// # fn main() -> Result<(), oauth2_adapters::store_sql::EncryptionKeyError> {
 /// // From raw bytes (e.g. read from a secret manager)...
 /// let keys = EncryptionKeys::new("2025-06", &[7; 32])?.with_old_key("2024-01", &[9; 32])?;
 /// assert_eq!(keys.current_key_id(), "2025-06");

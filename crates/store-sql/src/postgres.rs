@@ -1,10 +1,10 @@
 //! The PostgreSQL store.
 
 use async_trait::async_trait;
+use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::store::{
     CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore,
 };
-use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::Result;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Executor;
@@ -61,9 +61,9 @@ impl PostgresStore {
     /// other) given as code rather than in a URL.
     ///
     /// ```no_run
-    /// # async fn example() -> oauth2_adapters_core::Result<()> {
-    /// use oauth2_adapters_store_sql::sqlx::postgres::{PgConnectOptions, PgSslMode};
-    /// use oauth2_adapters_store_sql::PostgresStore;
+    /// # async fn example() -> oauth2_adapters::Result<()> {
+    /// use oauth2_adapters::store_sql::sqlx::postgres::{PgConnectOptions, PgSslMode};
+    /// use oauth2_adapters::store_sql::PostgresStore;
     ///
     /// let options = PgConnectOptions::new()
     ///     .host("db.example.com")

@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(access(&codec, &memory, key), ("again".into(), 3));
     }
 
-    fn decoded(access: &str) -> oauth2_adapters_core::token::TokenRecord {
+    fn decoded(access: &str) -> oauth2_adapters_core::store::TokenRecord {
         serde_json::from_str(&record(access)).unwrap()
     }
 }

@@ -7,10 +7,10 @@ use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::store::{
     CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore,
 };
-use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Executor, Sqlite};

@@ -22,8 +22,8 @@
 //! `invalid_request`.
 //!
 //! A protected API, for testing authenticated requests
-//! ([`MockProvider::me_url`](crate::MockProvider::me_url),
-//! [`MockProvider::echo_url`](crate::MockProvider::echo_url)):
+//! ([`MockServer::me_url`](crate::MockServer::me_url),
+//! [`MockServer::echo_url`](crate::MockServer::echo_url)):
 //!
 //! | endpoint | answer (HTTP 200) |
 //! |---|---|
@@ -32,15 +32,15 @@
 //!
 //! Both need `Authorization: Bearer <access_token>` with a token this mock
 //! issued, not revoked
-//! ([`MockProvider::revoke_access_tokens`](crate::MockProvider::revoke_access_tokens))
+//! ([`MockServer::revoke_access_tokens`](crate::MockServer::revoke_access_tokens))
 //! and not expired by the mock's clock. Otherwise (RFC 6750 §3): no header
 //! → 401 `WWW-Authenticate: Bearer realm="Hike"`; not `Bearer <token>` →
 //! 400 `error="invalid_request"`; an unknown, revoked or expired token →
 //! 401 `WWW-Authenticate: Bearer realm="Hike", error="invalid_token",
 //! error_description=".."`; each with a JSON body `{"error","error_description"}`.
 //! A body that is not JSON gets 400. API requests are in
-//! [`MockProvider::requests`](crate::MockProvider::requests), not in
-//! [`MockProvider::token_requests`](crate::MockProvider::token_requests).
+//! [`MockServer::requests`](crate::MockServer::requests), not in
+//! [`MockServer::token_requests`](crate::MockServer::token_requests).
 
 use std::sync::Arc;
 

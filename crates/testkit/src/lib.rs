@@ -13,27 +13,27 @@
 //! | [`HikeMock`] | RFC 6749 authorization code + refresh, form-encoded | [`hike`] |
 //! | [`PartnerMock`] | client credentials, JSON, JWT access token, no refresh | [`partner`] |
 //!
-//! Point an adapter at [`MockProvider::base_url`], drive the authorize step
+//! Point an adapter at [`MockServer::base_url`], drive the authorize step
 //! without a browser with `approve` / `deny` (they return the callback URL
 //! the provider would redirect to), and inspect what the adapter sent with
-//! [`MockProvider::requests`] / [`MockProvider::token_requests`].
-//! [`MockProvider::push_fault`] queues one-shot misbehaviours (error
+//! [`MockServer::requests`] / [`MockServer::token_requests`].
+//! [`MockServer::push_fault`] queues one-shot misbehaviours (error
 //! statuses, HTML bodies, `Retry-After` in seconds or as an HTTP-date,
 //! delays, truncated JSON, redirects, and faults on the wire after the
 //! grant was processed: a connection reset mid-body, a slow body, a stall
 //! before the headers)
-//! and [`MockProvider::set_style`] switches response shapes (HyperSKU's
+//! and [`MockServer::set_style`] switches response shapes (HyperSKU's
 //! envelope, numbers as strings, a missing `expires_in`). Time comes from
 //! [`MockConfig::clock`], so a shared
 //! [`ManualClock`](oauth2_adapters_core::ManualClock) lets tests expire
 //! codes and tokens without sleeping.
 //!
 //! Refresh tokens rotate (Hike, HyperSKU). A spent refresh token presented
-//! again is refused and counted ([`MockProvider::refresh_token_reuses`]);
+//! again is refused and counted ([`MockServer::refresh_token_reuses`]);
 //! with [`MockConfig::revoke_on_reuse`] the mock also revokes the whole
 //! grant family, as RFC 9700 §4.14.2 recommends: every refresh token
 //! descended from the same code exchange, the live successor included, and
-//! their access tokens. [`MockProvider::rotations`] logs every successful
+//! their access tokens. [`MockServer::rotations`] logs every successful
 //! rotation (old and new refresh token, the wall-clock time the mock
 //! committed it; its `Debug` redacts the tokens), and
 //! [`MockConfig::refresh_delay_after_commit`] holds every refresh response
@@ -51,7 +51,7 @@
 //! [`FaultProxy::url_for`] points a database URL at the proxy.
 //!
 //! ```
-//! use oauth2_adapters_testkit::{HikeMock, MockConfig, MockProvider};
+//! use oauth2_adapters::testkit::{HikeMock, MockConfig, MockServer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,7 +69,7 @@
 //!
 //! Each mock also serves a small protected API (`GET /api/v1/me`,
 //! `POST /api/v1/echo`) that accepts only access tokens it issued and has
-//! not revoked ([`MockProvider::revoke_access_tokens`]), for testing
+//! not revoked ([`MockServer::revoke_access_tokens`]), for testing
 //! authenticated requests. The HyperSKU and Hike authorize endpoints serve
 //! a real HTML consent page (app name, scope, Allow / Deny) for browser
 //! tests.
@@ -86,7 +86,7 @@ pub mod partner;
 pub mod proxy;
 
 pub use common::{
-    Fault, MockConfig, MockError, MockProvider, RecordedRequest, ResponseStyle, Rotation,
+    Fault, MockConfig, MockError, MockServer, RecordedRequest, ResponseStyle, Rotation,
 };
 pub use hike::HikeMock;
 pub use hypersku::HyperSkuMock;

@@ -97,7 +97,7 @@ impl PartnerClaims {
 /// the last clone is dropped or on [`PartnerMock::shutdown`].
 ///
 /// The partner has no authorize endpoint and no refresh tokens:
-/// [`MockProvider::is_refresh_token_valid`](crate::MockProvider::is_refresh_token_valid)
+/// [`MockServer::is_refresh_token_valid`](crate::MockServer::is_refresh_token_valid)
 /// is always false.
 #[derive(Clone, Debug)]
 pub struct PartnerMock {

@@ -3,7 +3,7 @@
 //! without touching the service.
 //!
 //! ```
-//! use oauth2_adapters_testkit::{FaultProxy, ProxyMode};
+//! use oauth2_adapters::testkit::{FaultProxy, ProxyMode};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -94,7 +94,7 @@ impl ConnectApp {
         let manager = providers
             .iter()
             .fold(TokenManager::builder().store(store.clone()), |b, p| {
-                b.renewer(p.renewer.clone())
+                b.provider(p.adapter.clone())
             })
             .build()?;
 

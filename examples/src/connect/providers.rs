@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
-use oauth2_adapters::manager::Renewer;
-use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockProvider};
+use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockServer};
 use oauth2_adapters::{AuthorizationCodeProvider, ClientCredentials};
 use url::Url;
 
@@ -18,10 +17,8 @@ pub(crate) struct Connectable {
     pub(crate) slug: &'static str,
     /// Its name as people know it.
     pub(crate) name: &'static str,
-    /// The adapter.
+    /// The adapter (the token manager renews its tokens too).
     pub(crate) adapter: Arc<dyn AuthorizationCodeProvider>,
-    /// How the token manager renews its tokens.
-    pub(crate) renewer: Renewer,
     /// `http://127.0.0.1:PORT/callback/<slug>`, registered with the provider.
     pub(crate) redirect_uri: Url,
 }
@@ -126,7 +123,6 @@ fn hypersku_connectable(adapter: Arc<HyperSku>, redirect_uri: Url) -> Connectabl
     Connectable {
         slug: "hypersku",
         name: "HyperSKU",
-        renewer: Renewer::refresh_token(adapter.clone()),
         adapter,
         redirect_uri,
     }
@@ -136,7 +132,6 @@ fn hike_connectable(adapter: Arc<Hike>, redirect_uri: Url) -> Connectable {
     Connectable {
         slug: "hike",
         name: "Hike",
-        renewer: Renewer::refresh_token(adapter.clone()),
         adapter,
         redirect_uri,
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth2_adapters::manager::{RefresherConfig, TokenEvent, TokenManager};
+use oauth2_adapters::manager::{TokenEvent, TokenManager};
 use oauth2_adapters::middleware::BearerAuth;
 use oauth2_adapters::store_sql::EncryptionKeys;
 use oauth2_adapters::testkit::Fault;
@@ -136,7 +136,13 @@ pub async fn bearer_auth_against_a_refusing_api(row: Row) {
 pub async fn untrusted_keys(row: Row) {
     let rig = Rig::start(row).await;
     let store = Arc::new(MemoryStore::new());
-    let manager = rig.manager(store.clone());
+    // The background refresher drops the slots of tokenless keys once
+    // their backoff is over (partner, below).
+    let manager = rig
+        .builder(store.clone())
+        .refresh_in_background(Duration::from_millis(20), 16)
+        .build()
+        .unwrap();
     let known = rig.seed(&manager, "known").await;
     let requests = rig.token_requests();
     let count = if rig.rotates() { 50_000 } else { 1_000 };
@@ -180,9 +186,6 @@ pub async fn untrusted_keys(row: Row) {
             "{row} one acquisition per key"
         );
         assert!(manager.len() <= count + 1, "{row} {}", manager.len());
-        let _refresher = manager.spawn_background_refresher(
-            RefresherConfig::default().with_tick(Duration::from_millis(20)),
-        );
         rig.clock.advance(Duration::from_secs(6)); // past every backoff
         eventually(
             row,

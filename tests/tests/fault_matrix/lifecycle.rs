@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oauth2_adapters::manager::{RefresherConfig, TokenEvent};
+use oauth2_adapters::manager::TokenEvent;
 use oauth2_adapters::testkit::Fault;
 use oauth2_adapters::{DeferredReason, Error, MemoryStore, TokenStore};
 
@@ -23,11 +23,12 @@ pub async fn shutdown_during_background_refresh(row: Row) {
     let rig = Rig::start(row).await;
     let file = SqliteFile::new();
     let store = Arc::new(file.open().await);
-    let manager = rig.manager(store.clone());
+    let manager = rig
+        .builder(store.clone())
+        .refresh_in_background(Duration::from_millis(50), 16)
+        .build()
+        .unwrap();
     let keys = rig.seed_many(&manager, "k", 2).await;
-    let _refresher = manager.spawn_background_refresher(
-        RefresherConfig::default().with_tick(Duration::from_millis(50)),
-    );
 
     rig.mock()
         .push_fault(Fault::StallAfterProcessing(Duration::from_millis(800)));

@@ -12,13 +12,14 @@ use async_trait::async_trait;
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::manager::{
-    AccessToken, RefreshTiming, Renewer, TokenEvent, TokenManager, TokenManagerBuilder,
+    AccessToken, RefreshTiming, TokenEvent, TokenManager, TokenManagerBuilder,
 };
 use oauth2_adapters::partner::Partner;
-use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockProvider, PartnerMock};
+use oauth2_adapters::testkit::{HikeMock, HyperSkuMock, MockConfig, MockServer, PartnerMock};
 use oauth2_adapters::{
-    ClientCredentialsProvider, Context, Error, HttpConfig, ManualClock, Provider, ProviderId,
-    RefreshPolicy, RefreshTokenProvider, RetryPolicy, SecretString, Token, TokenKey, TokenStore,
+    ClientCredentialsProvider, Error, HttpConfig, ManualClock, Provider, ProviderId,
+    ProviderSettings, RefreshTokenProvider, Renewal, RetryPolicy, SecretString, Token, TokenKey,
+    TokenStore,
 };
 use oauth2_adapters_tests::code_flow::sign_in;
 use oauth2_adapters_tests::{credentials, Fixture, REDIRECT_URI, START_UNIX};
@@ -176,8 +177,8 @@ fn mock_config(clock: &ManualClock) -> MockConfig {
 }
 
 /// The adapters' context: the rig's clock, `timeout`, no retries.
-pub fn context(clock: &ManualClock, timeout: Duration) -> Context {
-    Context::with_http_config(&HttpConfig::default().with_timeout(timeout))
+pub fn context(clock: &ManualClock, timeout: Duration) -> ProviderSettings {
+    ProviderSettings::with_http_config(&HttpConfig::default().with_timeout(timeout))
         .expect("the HTTP client builds")
         .with_clock(Arc::new(clock.clone()))
         .with_retry_policy(RetryPolicy::never())
@@ -197,7 +198,7 @@ impl Rig {
                 let mock = HikeMock::start(config).await.expect("the mock starts");
                 let provider = Hike::builder(credentials(&mock))
                     .base_url(mock.base_url().as_str())
-                    .context(context)
+                    .settings(context)
                     .build()
                     .expect("the adapter builds");
                 Adapter::Hike(Fixture {
@@ -210,7 +211,7 @@ impl Rig {
                 let mock = HyperSkuMock::start(config).await.expect("the mock starts");
                 let provider = HyperSku::builder(credentials(&mock))
                     .base_url(mock.base_url().as_str())
-                    .context(context)
+                    .settings(context)
                     .build()
                     .expect("the adapter builds");
                 Adapter::HyperSku(Fixture {
@@ -223,7 +224,7 @@ impl Rig {
                 let mock = PartnerMock::start(config).await.expect("the mock starts");
                 let provider = Partner::builder(credentials(&mock))
                     .base_url(mock.base_url().as_str())
-                    .context(context)
+                    .settings(context)
                     .build()
                     .expect("the adapter builds");
                 Adapter::Partner(Fixture {
@@ -241,7 +242,7 @@ impl Rig {
         }
     }
 
-    pub fn mock(&self) -> &dyn MockProvider {
+    pub fn mock(&self) -> &dyn MockServer {
         match &self.adapter {
             Adapter::Hike(fx) => &fx.mock,
             Adapter::HyperSku(fx) => &fx.mock,
@@ -262,50 +263,50 @@ impl Rig {
         self.row.provider != PARTNER
     }
 
-    /// How the manager renews this provider's tokens.
-    pub fn renewer(&self) -> Renewer {
+    /// The provider, as the manager registers it.
+    pub fn provider(&self) -> Arc<dyn Provider> {
         match &self.adapter {
-            Adapter::Hike(fx) => Renewer::refresh_token(Arc::new(fx.provider.clone())),
-            Adapter::HyperSku(fx) => Renewer::refresh_token(Arc::new(fx.provider.clone())),
-            Adapter::Partner(fx) => Renewer::reacquire(Arc::new(fx.provider.clone())),
+            Adapter::Hike(fx) => Arc::new(fx.provider.clone()),
+            Adapter::HyperSku(fx) => Arc::new(fx.provider.clone()),
+            Adapter::Partner(fx) => Arc::new(fx.provider.clone()),
         }
     }
 
-    /// The renewer, wrapped so that it declares `declared` as its request
+    /// The provider, wrapped so that it declares `declared` as its request
     /// timeout while the adapter really waits up to its own (row 4).
-    pub fn renewer_declaring(&self, declared: Duration) -> Renewer {
+    pub fn provider_declaring(&self, declared: Duration) -> Arc<dyn Provider> {
         let context = context(&self.clock, declared);
         match &self.adapter {
-            Adapter::Hike(fx) => Renewer::refresh_token(Arc::new(Declared {
+            Adapter::Hike(fx) => Arc::new(Declared {
                 inner: fx.provider.clone(),
                 context,
-            })),
-            Adapter::HyperSku(fx) => Renewer::refresh_token(Arc::new(Declared {
+            }),
+            Adapter::HyperSku(fx) => Arc::new(Declared {
                 inner: fx.provider.clone(),
                 context,
-            })),
-            Adapter::Partner(fx) => Renewer::reacquire(Arc::new(Declared {
+            }),
+            Adapter::Partner(fx) => Arc::new(Declared {
                 inner: fx.provider.clone(),
                 context,
-            })),
+            }),
         }
     }
 
     /// A manager builder on `store`: this rig's clock, renewer and event
     /// log, an exact refresh schedule, the matrix's lease, a short backoff.
     pub fn builder(&self, store: Arc<dyn TokenStore>) -> TokenManagerBuilder {
-        self.builder_with(store, self.renewer())
+        self.builder_with(store, self.provider())
     }
 
     pub fn builder_with(
         &self,
         store: Arc<dyn TokenStore>,
-        renewer: Renewer,
+        provider: Arc<dyn Provider>,
     ) -> TokenManagerBuilder {
         TokenManager::builder()
             .store(store)
             .clock(Arc::new(self.clock.clone()))
-            .renewer(renewer)
+            .provider(provider)
             .refresh_timing(RefreshTiming {
                 skew: SKEW,
                 max_skew_fraction: 0.5,
@@ -579,23 +580,46 @@ impl Events {
 /// the ones configured in the adapter's context.
 struct Declared<P> {
     inner: P,
-    context: Context,
+    context: ProviderSettings,
 }
 
-impl<P: Provider> Provider for Declared<P> {
+/// Which grant a wrapped adapter renews with.
+trait DeclaredRenewal: Sized {
+    fn renewal_of(declared: Arc<Declared<Self>>) -> Renewal;
+}
+
+impl DeclaredRenewal for Hike {
+    fn renewal_of(declared: Arc<Declared<Self>>) -> Renewal {
+        Renewal::RefreshToken(declared)
+    }
+}
+
+impl DeclaredRenewal for HyperSku {
+    fn renewal_of(declared: Arc<Declared<Self>>) -> Renewal {
+        Renewal::RefreshToken(declared)
+    }
+}
+
+impl DeclaredRenewal for Partner {
+    fn renewal_of(declared: Arc<Declared<Self>>) -> Renewal {
+        Renewal::Reacquire(declared)
+    }
+}
+
+impl<P: Provider + DeclaredRenewal> Provider for Declared<P> {
     fn id(&self) -> &ProviderId {
         self.inner.id()
     }
-    fn refresh_policy(&self) -> RefreshPolicy {
-        self.inner.refresh_policy()
+    fn renewal(self: Arc<Self>) -> Renewal {
+        P::renewal_of(self)
     }
-    fn context(&self) -> &Context {
+    fn settings(&self) -> &ProviderSettings {
         &self.context
     }
 }
 
 #[async_trait]
-impl<P: RefreshTokenProvider> RefreshTokenProvider for Declared<P> {
+impl<P: RefreshTokenProvider + DeclaredRenewal> RefreshTokenProvider for Declared<P> {
     async fn request_refresh(
         &self,
         refresh_token: &SecretString,
@@ -605,7 +629,7 @@ impl<P: RefreshTokenProvider> RefreshTokenProvider for Declared<P> {
 }
 
 #[async_trait]
-impl<P: ClientCredentialsProvider> ClientCredentialsProvider for Declared<P> {
+impl<P: ClientCredentialsProvider + DeclaredRenewal> ClientCredentialsProvider for Declared<P> {
     async fn request_client_credentials(
         &self,
         scopes: &[String],

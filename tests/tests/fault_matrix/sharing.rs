@@ -50,7 +50,7 @@ pub async fn provider_slower_than_lease(row: Row) {
     // ...but accepted for a provider declaring a 2 s timeout (which this
     // one does not keep: it really waits up to 10 s).
     let manager = |store: &Arc<dyn TokenStore>| {
-        rig.builder_with(store.clone(), rig.renewer_declaring(SHORT_LEASE))
+        rig.builder_with(store.clone(), rig.provider_declaring(SHORT_LEASE))
             .lease(SHORT_LEASE, Duration::from_millis(20))
             .build()
             .expect("a 2 s lease for a 2 s provider")

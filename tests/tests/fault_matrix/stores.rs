@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth2_adapters::store::LeaseRequest;
+use oauth2_adapters::store::{CasOutcome, LeaseOutcome, StoredToken, TokenRecord};
 use oauth2_adapters::store_sql::sqlx;
 use oauth2_adapters::store_sql::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use oauth2_adapters::store_sql::sqlx::sqlite::{
@@ -17,9 +18,7 @@ use oauth2_adapters::store_sql::sqlx::sqlite::{
 };
 use oauth2_adapters::store_sql::{PostgresStore, SqliteStore};
 use oauth2_adapters::testkit::FaultProxy;
-use oauth2_adapters::{
-    CasOutcome, Error, LeaseOutcome, Result, StoredToken, TokenKey, TokenRecord, TokenStore,
-};
+use oauth2_adapters::{Error, Result, TokenKey, TokenStore};
 use oauth2_adapters_tests::external::{database_url, postgres_store};
 
 /// A store that delegates to `inner` and, on demand, fails its writes

@@ -43,7 +43,7 @@ async fn rotated_token_survives(
 ) {
     let row = rig.row;
     let stored_access =
-        |s: Option<oauth2_adapters::StoredToken>| s.expect("stored").record.access_token;
+        |s: Option<oauth2_adapters::store::StoredToken>| s.expect("stored").record.access_token;
     let old = stored_access(stored.load(key).await.unwrap());
 
     // The provider rotates, then the store is cut before our write.

@@ -13,28 +13,28 @@ use url::Url;
 use crate::error::{Error, Result};
 
 /// Settings of the token-endpoint HTTP client, given to
-/// [`Context::with_http_config`](crate::Context::with_http_config) (or
+/// [`ProviderSettings::with_http_config`](crate::ProviderSettings::with_http_config) (or
 /// [`HttpClient::new`](crate::HttpClient::new)).
 ///
 /// Start from `HttpConfig::default()` and chain the `with_*` setters:
 ///
 /// ```
 /// use std::time::Duration;
-/// use oauth2_adapters_core::{Context, HttpConfig};
+/// use oauth2_adapters::{ProviderSettings, HttpConfig};
 ///
-/// # fn run(ca_pem: Vec<u8>, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> oauth2_adapters_core::Result<()> {
+/// # fn run(ca_pem: Vec<u8>, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> oauth2_adapters::Result<()> {
 /// let config = HttpConfig::default()
 ///     .with_timeout(Duration::from_secs(10))
 ///     .with_user_agent("my-app/1.2")
 ///     .with_proxy("http://proxy.internal:3128")
 ///     .with_root_certificate(ca_pem)
 ///     .with_client_identity(cert_pem, key_pem);
-/// let context = Context::with_http_config(&config)?; // checks the proxy URL and the PEM
+/// let context = ProviderSettings::with_http_config(&config)?; // checks the proxy URL and the PEM
 /// # let _ = context; Ok(()) }
 /// ```
 ///
 /// The setters only record; the client is built, and every setting
-/// checked, by `Context::with_http_config`: a proxy URL that does not
+/// checked, by `ProviderSettings::with_http_config`: a proxy URL that does not
 /// parse, PEM that holds no certificate or no usable private key, or a key
 /// that does not match its certificate is an
 /// [`Error::Configuration`] there, naming the setting and never quoting

@@ -10,10 +10,13 @@ use tokio_util::task::TaskTracker;
 
 use super::events::{EventBus, EventHook, TokenEvent};
 use super::guarded_store::GuardedStore;
-use super::{Inner, RefreshTiming, Renewer, TokenManager};
+use super::refresher::BackgroundRefresh;
+use super::{Inner, RefreshTiming, TokenManager};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::provider::{Provider, Renewal};
 use crate::store::{MemoryStore, TokenStore};
+use crate::token::ProviderId;
 
 /// The longest lease, backoff or grace the builder accepts.
 const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -22,14 +25,15 @@ const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// the whole configuration.
 pub struct TokenManagerBuilder {
     store: Arc<dyn TokenStore>,
-    renewers: Vec<Renewer>,
-    clock: Arc<dyn Clock>,
+    renewals: Vec<(ProviderId, Renewal)>,
+    clock: Option<Arc<dyn Clock>>,
     timing: RefreshTiming,
     lease_ttl: Duration,
     lease_poll: Duration,
     in_doubt_grace: Duration,
     backoff: (Duration, Duration),
     store_timeout: Duration,
+    background: Option<BackgroundRefresh>,
     hooks: Vec<EventHook>,
     event_capacity: usize,
 }
@@ -38,14 +42,15 @@ impl TokenManagerBuilder {
     pub(super) fn new() -> Self {
         Self {
             store: Arc::new(MemoryStore::new()),
-            renewers: Vec::new(),
-            clock: Arc::new(SystemClock),
+            renewals: Vec::new(),
+            clock: None,
             timing: RefreshTiming::default(),
             lease_ttl: Duration::from_secs(60),
             lease_poll: Duration::from_millis(50),
             in_doubt_grace: Duration::from_secs(600),
             backoff: (Duration::from_secs(1), Duration::from_secs(300)),
             store_timeout: Duration::from_secs(10),
+            background: None,
             hooks: Vec::new(),
             event_capacity: 1024,
         }
@@ -57,16 +62,23 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// How a provider's tokens are renewed; one per provider (a second one
-    /// for the same provider is a configuration error).
-    pub fn renewer(mut self, renewer: Renewer) -> Self {
-        self.renewers.push(renewer);
+    /// Registers a provider: the manager renews its keys' tokens the way
+    /// the provider's [`Provider::renewal`] says (refresh token, a new
+    /// client-credentials token, or not at all). One per provider id: a
+    /// second one for the same id is a configuration error.
+    pub fn provider<P: Provider + ?Sized>(mut self, provider: Arc<P>) -> Self {
+        let id = provider.id().clone();
+        self.renewals.push((id, provider.renewal()));
         self
     }
 
-    /// The clock (default: the system clock). Use the providers' clock.
+    /// The clock that decides when tokens are due. Default: the clock of
+    /// the first registered provider (its
+    /// [`ProviderSettings`](crate::ProviderSettings)), so a test clock set
+    /// once on the providers is the manager's too; the system clock without
+    /// providers.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
@@ -80,7 +92,7 @@ impl TokenManagerBuilder {
     /// (default 60 s), and how often a waiting instance re-reads the store
     /// (default 50 ms). A holder extends its lease every third of `ttl`
     /// while its request or write is in flight; `ttl` must still cover the
-    /// longest request of every provider ([`Renewer::worst_case`]: 45 s
+    /// longest request of every provider ([`Renewal::worst_case`]: 45 s
     /// with the default HTTP timeout and retry policy), so that a holder
     /// that cannot reach the store to extend it keeps it to the end.
     pub fn lease(mut self, ttl: Duration, poll: Duration) -> Self {
@@ -120,6 +132,24 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Refreshes every cached key that is due in the background, before
+    /// anyone asks: every `every` (1 s is a good default) it looks for due
+    /// keys and refreshes them, soonest expiry first, with at most
+    /// `max_concurrent` (say 16) refreshes in flight, so a wave of expiring
+    /// tokens never hammers the provider. Keys whose refresh failed wait
+    /// out their backoff; keys without a token are dropped once their
+    /// backoff is over. Call [`TokenManager::warm`] after a restart to
+    /// include every stored key. It starts with the manager (which must
+    /// then be built inside a Tokio runtime) and stops at
+    /// [`TokenManager::shutdown`] or when the last handle is dropped.
+    pub fn refresh_in_background(mut self, every: Duration, max_concurrent: usize) -> Self {
+        self.background = Some(BackgroundRefresh {
+            every,
+            max_concurrent,
+        });
+        self
+    }
+
     /// Runs `hook` for every [`TokenEvent`] (a panicking hook is isolated).
     pub fn on_event(mut self, hook: impl Fn(&TokenEvent) + Send + Sync + 'static) -> Self {
         self.hooks.push(Arc::new(hook));
@@ -130,15 +160,22 @@ impl TokenManagerBuilder {
     /// ([`Error::Configuration`]): a lease shorter than a provider's longest
     /// request or longer than a week, a zero or over-long poll interval or
     /// backoff, a refresh timing that [`RefreshTiming::validate`] refuses,
-    /// or two renewers for one provider.
+    /// or two providers with one id.
     pub fn build(self) -> Result<TokenManager> {
         self.validate()?;
-        let renewers: HashMap<_, _> = self
-            .renewers
-            .into_iter()
-            .map(|renewer| (renewer.provider_id().clone(), renewer))
-            .collect();
-        Ok(TokenManager {
+        let clock = self.clock.clone().unwrap_or_else(|| {
+            self.renewals
+                .iter()
+                .find_map(|(_, renewal)| match renewal {
+                    Renewal::RefreshToken(p) => Some(p.settings().clock.clone()),
+                    Renewal::Reacquire(p) => Some(p.settings().clock.clone()),
+                    Renewal::Never => None,
+                })
+                .unwrap_or_else(|| Arc::new(SystemClock))
+        });
+        let renewers: HashMap<_, _> = self.renewals.into_iter().collect();
+        let background = self.background;
+        let manager = TokenManager {
             inner: Arc::new(Inner {
                 slots: papaya::HashMap::builder()
                     .hasher(foldhash::fast::RandomState::default())
@@ -146,7 +183,7 @@ impl TokenManagerBuilder {
                     .build(),
                 store: Arc::new(GuardedStore::new(self.store, self.store_timeout)),
                 renewers,
-                clock: self.clock,
+                clock,
                 timing: self.timing,
                 lease_ttl: self.lease_ttl,
                 lease_poll: self.lease_poll,
@@ -159,7 +196,11 @@ impl TokenManagerBuilder {
                 closing: AtomicBool::new(false),
                 pending_writes: AtomicUsize::new(0),
             }),
-        })
+        };
+        if let Some(background) = background {
+            manager.inner.start_background_refresh(background)?;
+        }
+        Ok(manager)
     }
 
     fn validate(&self) -> Result<()> {
@@ -193,13 +234,24 @@ impl TokenManagerBuilder {
                  (first {first:?}, max {max:?})"
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        for renewer in &self.renewers {
-            let id = renewer.provider_id();
-            if !seen.insert(id.clone()) {
-                return refuse(format!("two renewers are registered for the provider {id}"));
+        if let Some(background) = &self.background {
+            if background.every.is_zero()
+                || background.every > MAX_DURATION
+                || background.max_concurrent == 0
+            {
+                return refuse(format!(
+                    "refresh_in_background needs a period above zero and at most a week, \
+                     and at least one refresh at a time (every {:?}, max {})",
+                    background.every, background.max_concurrent
+                ));
             }
-            let worst = renewer.worst_case();
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (id, renewal) in &self.renewals {
+            if !seen.insert(id.clone()) {
+                return refuse(format!("two providers are registered with the id {id}"));
+            }
+            let worst = renewal.worst_case();
             if ttl < worst {
                 return refuse(format!(
                     "the lease ttl ({ttl:?}) is shorter than the longest request to {id} \

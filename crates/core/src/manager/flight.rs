@@ -13,8 +13,9 @@ use tracing::Instrument;
 use super::cached::{unix_ms, AccessToken};
 use super::persist::Base;
 use super::slot::{lock, Flight, FlightFuture, Slot};
-use super::{Inner, Renewer, TokenEvent};
+use super::{Inner, TokenEvent};
 use crate::error::{DeferredReason, Error, ReauthorizationReason, Result};
+use crate::provider::Renewal;
 use crate::store::{LeaseOutcome, LeaseRequest, StoredToken, TokenKey};
 use crate::token::Token;
 
@@ -203,7 +204,7 @@ impl Inner {
         let spends = self
             .renewers
             .get(&key.provider())
-            .is_none_or(Renewer::spends_refresh_token);
+            .is_none_or(Renewal::spends_refresh_token);
         if spends && slot.current.load().is_none() && !slot.has_pending() {
             // A key with no token (e.g. taken from untrusted input) leaves
             // nothing behind.
@@ -221,7 +222,7 @@ impl Inner {
     ) -> Result<(AccessToken, FlightOutcome)> {
         let renewer = self.renewers.get(&key.provider()).cloned().ok_or_else(|| {
             Error::configuration(format!(
-                "no renewer is registered for the provider of {key}"
+                "no provider is registered for {key} (TokenManagerBuilder::provider)"
             ))
         })?;
         if !slot.has_pending() {
@@ -374,7 +375,7 @@ impl Inner {
     async fn renew_holding_lease(
         &self,
         key: &TokenKey,
-        renewer: &Renewer,
+        renewer: &Renewal,
         current: Option<&Token>,
         request: &LeaseRequest<'_>,
     ) -> Result<Token> {

@@ -120,7 +120,7 @@ impl TokenManager {
     /// still running when the process exits loses its rotated token.
     ///
     /// Give it a deadline longer than the providers' longest request
-    /// ([`super::Renewer::worst_case`]) so a refresh just sent can finish.
+    /// ([`Renewal::worst_case`](crate::Renewal::worst_case)) so a refresh just sent can finish.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         self.inner.closing.store(true, Ordering::Release);

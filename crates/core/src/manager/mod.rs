@@ -40,7 +40,7 @@ mod guarded_store;
 mod lifecycle;
 mod persist;
 mod refresher;
-mod renewer;
+mod renewal;
 mod slot;
 #[cfg(test)]
 mod tests;
@@ -64,8 +64,6 @@ pub use builder::TokenManagerBuilder;
 pub use cached::{AccessToken, RefreshTiming};
 pub use events::{EventHook, TokenEvent};
 pub use lifecycle::{ShutdownReport, UnpersistedToken, UnreadableToken, WarmReport};
-pub use refresher::{BackgroundRefresher, RefresherConfig};
-pub use renewer::Renewer;
 
 use cached::unix_ms;
 use events::EventBus;
@@ -74,7 +72,7 @@ use slot::SlotMap;
 pub(crate) struct Inner {
     slots: SlotMap,
     store: Arc<dyn TokenStore>,
-    renewers: HashMap<ProviderId, Renewer>,
+    renewers: HashMap<ProviderId, crate::provider::Renewal>,
     clock: Arc<dyn Clock>,
     timing: RefreshTiming,
     lease_ttl: Duration,
@@ -93,13 +91,13 @@ pub(crate) struct Inner {
 /// Hands out valid access tokens for many keys. Cheap to clone (shared state).
 ///
 /// ```no_run
-/// # async fn run(hike: std::sync::Arc<oauth2_adapters_core::StandardProvider>, token: oauth2_adapters_core::Token) -> oauth2_adapters_core::Result<()> {
+/// # async fn run(hike: std::sync::Arc<oauth2_adapters::StandardProvider>, token: oauth2_adapters::Token) -> oauth2_adapters::Result<()> {
 /// use std::time::Duration;
-/// use oauth2_adapters_core::manager::{Renewer, TokenManager};
-/// use oauth2_adapters_core::{Provider, TokenKey};
+/// use oauth2_adapters::manager::TokenManager;
+/// use oauth2_adapters::{Provider, TokenKey};
 ///
 /// let manager = TokenManager::builder()
-///     .renewer(Renewer::refresh_token(hike.clone()))
+///     .provider(hike.clone())
 ///     .build()?;
 /// let key = TokenKey::new(hike.id(), "store-42");
 /// manager.insert(key.clone(), token).await?; // after the sign-in
@@ -185,7 +183,7 @@ impl TokenManager {
     /// touching any shared counter: the fastest read when many threads use
     /// one key. Returns `None` when the token is not cached or is due for
     /// refresh (then use [`TokenManager::get`]).
-    pub fn with_authorization_header<R>(
+    pub fn read_authorization_header<R>(
         &self,
         key: &TokenKey,
         f: impl FnOnce(&str) -> R,
@@ -198,6 +196,21 @@ impl TokenManager {
         self.inner.cache_hits.increment(1);
         tracing::trace!(token.key = %key, "cache hit");
         Some(f(cached.header()))
+    }
+
+    /// The whole current token of `key` (scopes, subject, expiries, the
+    /// provider's extra fields): the one the store has not taken yet if a
+    /// write is pending, else the stored one; `None` when nothing is stored.
+    /// A store read, not the hot path: for the access token use
+    /// [`TokenManager::get`].
+    pub async fn current_token(&self, key: &TokenKey) -> Result<Option<Token>> {
+        if let Some(slot) = self.inner.slots.pin().get(key) {
+            if let Some(pending) = slot.pending().as_ref() {
+                return Ok(Some(pending.token.clone()));
+            }
+        }
+        let stored = self.inner.store.load(key).await?;
+        Ok(stored.map(|stored| Token::from_record(stored.record)))
     }
 
     /// Stores a token obtained by a sign-in (replacing any stored one) and

@@ -1,82 +1,57 @@
 //! The background refresher: keeps many keys fresh before anyone asks.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use super::cached::unix_ms;
-use super::TokenManager;
+use super::{Inner, TokenManager};
 
-/// How the background refresher works.
-#[non_exhaustive]
-#[derive(Debug, Clone)]
-pub struct RefresherConfig {
-    /// How often it looks for keys due for refresh (default 1 s).
-    pub tick: Duration,
-    /// At most this many refreshes in flight at once, across all keys
-    /// (default 16): a wave of expiring tokens never hammers the provider.
-    pub max_concurrent: usize,
+/// The background refresher's settings
+/// ([`TokenManagerBuilder::refresh_in_background`](super::TokenManagerBuilder::refresh_in_background)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BackgroundRefresh {
+    /// How often it looks for keys due for refresh.
+    pub(crate) every: Duration,
+    /// At most this many refreshes in flight at once, across all keys.
+    pub(crate) max_concurrent: usize,
 }
 
-impl Default for RefresherConfig {
-    fn default() -> Self {
-        Self {
-            tick: Duration::from_secs(1),
-            max_concurrent: 16,
-        }
-    }
-}
-
-impl RefresherConfig {
-    /// Sets [`RefresherConfig::tick`].
-    pub fn with_tick(mut self, tick: Duration) -> Self {
-        self.tick = tick;
-        self
-    }
-
-    /// Sets [`RefresherConfig::max_concurrent`].
-    pub fn with_max_concurrent(mut self, max: usize) -> Self {
-        self.max_concurrent = max.max(1);
-        self
-    }
-}
-
-/// The running background refresher; stops when dropped.
-#[derive(Debug)]
-pub struct BackgroundRefresher {
-    task: JoinHandle<()>,
-}
-
-impl Drop for BackgroundRefresher {
-    fn drop(&mut self) {
-        self.task.abort();
+impl Inner {
+    /// Starts the background refresher on the current Tokio runtime. It
+    /// holds the manager weakly: it stops when the last handle is dropped,
+    /// or at [`TokenManager::shutdown`].
+    pub(crate) fn start_background_refresh(
+        self: &Arc<Self>,
+        config: BackgroundRefresh,
+    ) -> crate::Result<()> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            crate::Error::configuration(
+                "refresh_in_background needs a Tokio runtime: build the manager inside one",
+            )
+        })?;
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        let max = u32::try_from(config.max_concurrent.max(1)).unwrap_or(u32::MAX);
+        let permits = Arc::new(Semaphore::new(max as usize));
+        let every = config.every.max(Duration::from_millis(1));
+        runtime.spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let manager = TokenManager { inner };
+                if manager.is_shut_down() {
+                    return;
+                }
+                manager.refresh_due_keys(&permits, max).await;
+                drop(manager);
+                tokio::time::sleep(every).await;
+            }
+        });
+        Ok(())
     }
 }
 
 impl TokenManager {
-    /// Starts refreshing every cached key that is due, soonest expiry first,
-    /// with at most `config.max_concurrent` refreshes at once. Keys whose
-    /// refresh failed are retried after an exponential backoff with jitter.
-    /// Call [`TokenManager::warm`] first to include every stored key. It
-    /// stops when dropped or when the manager shuts down
-    /// ([`TokenManager::shutdown`]). It also drops the slots of keys that
-    /// have no token once their backoff is over.
-    pub fn spawn_background_refresher(&self, config: RefresherConfig) -> BackgroundRefresher {
-        let manager = self.clone();
-        let max = u32::try_from(config.max_concurrent.max(1)).unwrap_or(u32::MAX);
-        let permits = Arc::new(Semaphore::new(max as usize));
-        let tick = config.tick.max(Duration::from_millis(1));
-        let task = tokio::spawn(async move {
-            while !manager.is_shut_down() {
-                manager.refresh_due_keys(&permits, max).await;
-                tokio::time::sleep(tick).await;
-            }
-        });
-        BackgroundRefresher { task }
-    }
-
     async fn refresh_due_keys(&self, permits: &Arc<Semaphore>, max: u32) {
         let now = unix_ms(self.inner.clock.now());
         let mut due: Vec<_> = {

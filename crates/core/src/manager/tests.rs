@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::provider::{ClientCredentialsProvider, Context, Provider, RefreshPolicy};
+use crate::provider::{ClientCredentialsProvider, Provider, ProviderSettings, Renewal};
 use crate::store::MemoryStore;
 
 const LIFETIME: Duration = Duration::from_secs(3600);
@@ -19,7 +19,7 @@ const LIFETIME: Duration = Duration::from_secs(3600);
 /// Issues numbered tokens after `delay`; counts calls and peak concurrency.
 #[derive(Debug)]
 struct Scripted {
-    context: Context,
+    context: ProviderSettings,
     delay: Duration,
     calls: AtomicUsize,
     in_flight: AtomicUsize,
@@ -30,7 +30,7 @@ struct Scripted {
 impl Scripted {
     fn new(clock: &ManualClock, delay: Duration) -> Arc<Self> {
         Arc::new(Self {
-            context: Context::new()
+            context: ProviderSettings::new()
                 .unwrap()
                 .with_clock(Arc::new(clock.clone()))
                 .with_retry_policy(crate::RetryPolicy::never()),
@@ -49,10 +49,10 @@ impl Provider for Scripted {
     fn id(&self) -> &ProviderId {
         &SCRIPTED
     }
-    fn refresh_policy(&self) -> RefreshPolicy {
-        RefreshPolicy::Reacquire
+    fn renewal(self: std::sync::Arc<Self>) -> Renewal {
+        Renewal::Reacquire(self)
     }
-    fn context(&self) -> &Context {
+    fn settings(&self) -> &ProviderSettings {
         &self.context
     }
 }
@@ -88,7 +88,7 @@ impl ClientCredentialsProvider for Scripted {
 fn manager(clock: &ManualClock, provider: &Arc<Scripted>) -> TokenManager {
     TokenManager::builder()
         .clock(Arc::new(clock.clone()))
-        .renewer(Renewer::reacquire(provider.clone()))
+        .provider(provider.clone())
         .failure_backoff(Duration::from_millis(200), Duration::from_secs(5))
         .build()
         .unwrap()
@@ -173,7 +173,7 @@ async fn a_due_token_is_served_while_the_refresh_runs_and_persisted_before_it_is
     let manager = TokenManager::builder()
         .store(store.clone())
         .clock(Arc::new(clock.clone()))
-        .renewer(Renewer::reacquire(provider.clone()))
+        .provider(provider.clone())
         .build()
         .unwrap();
     let first = manager.get(&key("a")).await.unwrap();
@@ -228,7 +228,7 @@ async fn failures_are_reported_backed_off_and_recovered_from() {
         let seen = seen.clone();
         TokenManager::builder()
             .clock(Arc::new(clock.clone()))
-            .renewer(Renewer::reacquire(provider.clone()))
+            .provider(provider.clone())
             .failure_backoff(Duration::from_secs(2), Duration::from_secs(60))
             .on_event(move |event| seen.lock().unwrap().push(format!("{event:?}")))
             .build()
@@ -293,7 +293,12 @@ async fn force_refresh_renews_once_even_for_many_callers() {
 async fn the_background_refresher_bounds_concurrency_and_lets_nothing_lapse() {
     let clock = ManualClock::at_unix(1_800_000_000);
     let provider = Scripted::new(&clock, Duration::from_millis(5));
-    let manager = manager(&clock, &provider);
+    let manager = TokenManager::builder()
+        .provider(provider.clone())
+        .failure_backoff(Duration::from_millis(200), Duration::from_secs(5))
+        .refresh_in_background(Duration::from_millis(20), 4)
+        .build()
+        .unwrap();
     let keys: Vec<_> = (0..300).map(|i| key(&format!("tenant-{i}"))).collect();
     for key in &keys {
         let mut token = Token::new(SCRIPTED.clone(), SecretString::from("old"), clock.now());
@@ -302,11 +307,6 @@ async fn the_background_refresher_bounds_concurrency_and_lets_nothing_lapse() {
     }
     // The whole wave is due at once, 30 s before it expires.
     clock.advance(LIFETIME - Duration::from_secs(30));
-    let _refresher = manager.spawn_background_refresher(
-        RefresherConfig::default()
-            .with_tick(Duration::from_millis(20))
-            .with_max_concurrent(4),
-    );
     // Peek at the cache without `get`, which would start refreshes of its own.
     let renewed = |key: &TokenKey| {
         let slot = manager.inner.slot(key);

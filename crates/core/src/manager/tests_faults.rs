@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::*;
 use crate::clock::ManualClock;
 use crate::error::DeferredReason;
-use crate::provider::{Context, Provider, RefreshPolicy, RefreshTokenProvider};
+use crate::provider::{Provider, ProviderSettings, RefreshTokenProvider, Renewal};
 use crate::store::{LeaseOutcome, LeaseRequest, MemoryStore, StoredToken};
 use crate::token::TokenRecord;
 use crate::{HttpConfig, RetryPolicy};
@@ -25,7 +25,7 @@ static ROTATING: ProviderId = ProviderId::from_static("rotating");
 /// spent one, and can be slowed, failed or made to panic.
 #[derive(Debug)]
 struct Rotating {
-    context: Context,
+    context: ProviderSettings,
     delay: Mutex<Duration>,
     calls: AtomicUsize,
     live: Mutex<HashSet<String>>,
@@ -38,7 +38,7 @@ struct Rotating {
 impl Rotating {
     fn new(clock: &ManualClock) -> Arc<Self> {
         Arc::new(Self {
-            context: Context::with_http_config(
+            context: ProviderSettings::with_http_config(
                 &HttpConfig::default().with_timeout(Duration::from_secs(1)),
             )
             .unwrap()
@@ -82,10 +82,10 @@ impl Provider for Rotating {
     fn id(&self) -> &ProviderId {
         &ROTATING
     }
-    fn refresh_policy(&self) -> RefreshPolicy {
-        RefreshPolicy::RefreshToken
+    fn renewal(self: std::sync::Arc<Self>) -> Renewal {
+        Renewal::RefreshToken(self)
     }
-    fn context(&self) -> &Context {
+    fn settings(&self) -> &ProviderSettings {
         &self.context
     }
 }
@@ -215,7 +215,7 @@ impl Setup {
         TokenManager::builder()
             .store(self.store.clone())
             .clock(Arc::new(self.clock.clone()))
-            .renewer(Renewer::refresh_token(self.provider.clone()))
+            .provider(self.provider.clone())
             .failure_backoff(Duration::from_secs(2), Duration::from_secs(60))
             .lease(Duration::from_secs(2), Duration::from_millis(10))
             .on_event(move |e| events.lock().unwrap().push(format!("{e:?}")))
@@ -386,10 +386,7 @@ async fn configuration_that_could_overflow_or_lapse_is_refused() {
         max_skew_fraction: f64::NAN,
         ..Default::default()
     }));
-    refused(
-        s.builder()
-            .renewer(Renewer::refresh_token(s.provider.clone())),
-    );
+    refused(s.builder().provider(s.provider.clone()));
     // The provider's requests last up to 1 s: a shorter lease could lapse mid-request.
     let text = refused(
         s.builder()

@@ -9,6 +9,7 @@ pub use response::LenientTokenResponse;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use oauth2::basic::{
@@ -23,8 +24,8 @@ use crate::authorize::{AuthorizeUrlParams, PendingAuthorization, VerifiedCode};
 use crate::error::{Error, Result};
 use crate::http::{parse_url, require_secure_endpoint};
 use crate::provider::{
-    AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Context, Provider,
-    RefreshPolicy, RefreshTokenProvider,
+    AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Provider,
+    ProviderSettings, RefreshPolicy, RefreshTokenProvider, Renewal,
 };
 use crate::token::{ProviderId, Token};
 
@@ -55,7 +56,7 @@ type OAuthClient = oauth2::Client<
 /// Builds a [`StandardProvider`] from endpoint data.
 ///
 /// ```
-/// use oauth2_adapters_core::{ClientAuth, ClientCredentials, StandardProvider};
+/// use oauth2_adapters::{ClientAuth, ClientCredentials, StandardProvider};
 ///
 /// let provider = StandardProvider::builder("example")
 ///     .authorize_url("https://example.com/oauth/authorize")
@@ -64,7 +65,7 @@ type OAuthClient = oauth2::Client<
 ///     .client_auth(ClientAuth::RequestBody)
 ///     .pkce(true)
 ///     .build(ClientCredentials::new("my-client-id", "my-client-secret"))?;
-/// # Ok::<(), oauth2_adapters_core::Error>(())
+/// # Ok::<(), oauth2_adapters::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct StandardProviderBuilder {
@@ -75,7 +76,7 @@ pub struct StandardProviderBuilder {
     client_auth: ClientAuth,
     pkce: bool,
     refresh_policy: RefreshPolicy,
-    context: Option<Context>,
+    settings: Option<ProviderSettings>,
 }
 
 impl StandardProviderBuilder {
@@ -119,9 +120,9 @@ impl StandardProviderBuilder {
         self
     }
 
-    /// Uses this HTTP client and clock instead of the defaults.
-    pub fn context(mut self, context: Context) -> Self {
-        self.context = Some(context);
+    /// Uses these HTTP settings, retry policy and clock instead of the defaults.
+    pub fn settings(mut self, settings: ProviderSettings) -> Self {
+        self.settings = Some(settings);
         self
     }
 
@@ -142,9 +143,9 @@ impl StandardProviderBuilder {
         if credentials.client_id.is_empty() {
             return Err(Error::configuration("the client id is empty"));
         }
-        let context = match self.context {
+        let context = match self.settings {
             Some(context) => context,
-            None => Context::new()?,
+            None => ProviderSettings::new()?,
         };
         Ok(StandardProvider {
             id: self.id,
@@ -175,7 +176,7 @@ pub struct StandardProvider {
     pkce: bool,
     refresh_policy: RefreshPolicy,
     credentials: ClientCredentials,
-    context: Context,
+    context: ProviderSettings,
 }
 
 impl fmt::Debug for StandardProvider {
@@ -210,7 +211,7 @@ impl StandardProvider {
             client_auth: ClientAuth::default(),
             pkce: true,
             refresh_policy: RefreshPolicy::RefreshToken,
-            context: None,
+            settings: None,
         }
     }
 
@@ -242,12 +243,16 @@ impl Provider for StandardProvider {
         &self.id
     }
 
-    fn refresh_policy(&self) -> RefreshPolicy {
-        self.refresh_policy
+    fn settings(&self) -> &ProviderSettings {
+        &self.context
     }
 
-    fn context(&self) -> &Context {
-        &self.context
+    fn renewal(self: Arc<Self>) -> Renewal {
+        match self.refresh_policy {
+            RefreshPolicy::RefreshToken => Renewal::RefreshToken(self),
+            RefreshPolicy::Reacquire => Renewal::Reacquire(self),
+            RefreshPolicy::Never => Renewal::Never,
+        }
     }
 }
 

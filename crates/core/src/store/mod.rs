@@ -17,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::token::TokenRecord;
 
+pub use crate::token::TokenRecord;
 pub use key::TokenKey;
 pub use memory::MemoryStore;
 

@@ -10,8 +10,9 @@ use std::process;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::store::{CasOutcome, StoredToken, TokenKey, TokenStore};
-use oauth2_adapters_core::token::{ProviderId, Token, TokenRecord};
+use oauth2_adapters_core::{ProviderId, Token};
 use secrecy::SecretString;
 
 mod lease;

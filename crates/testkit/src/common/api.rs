@@ -7,7 +7,7 @@
 //! | `POST /api/v1/echo`, a JSON body | `{"subject","echo":<the body>}` |
 //!
 //! Both require `Authorization: Bearer <access token>` with a token this
-//! mock issued, not revoked ([`MockProvider::revoke_access_tokens`]) and not
+//! mock issued, not revoked ([`MockServer::revoke_access_tokens`]) and not
 //! expired by the mock's clock (issued at + `access_token_lifetime`).
 //! Refusals follow RFC 6750 §3: no `Authorization` header → 401 with
 //! `WWW-Authenticate: Bearer realm="…"` (no error code, as §3.1 asks);
@@ -16,11 +16,11 @@
 //! realm="…", error="invalid_token", error_description="…"`. Every refusal
 //! has a JSON body `{"error","error_description"}`; a body that is not JSON
 //! gets 400 `invalid_request`. API requests are recorded like any other
-//! (in [`MockProvider::requests`], not in [`MockProvider::token_requests`]).
+//! (in [`MockServer::requests`], not in [`MockServer::token_requests`]).
 //!
-//! [`MockProvider::revoke_access_tokens`]: crate::MockProvider::revoke_access_tokens
-//! [`MockProvider::requests`]: crate::MockProvider::requests
-//! [`MockProvider::token_requests`]: crate::MockProvider::token_requests
+//! [`MockServer::revoke_access_tokens`]: crate::MockServer::revoke_access_tokens
+//! [`MockServer::requests`]: crate::MockServer::requests
+//! [`MockServer::token_requests`]: crate::MockServer::token_requests
 
 use std::collections::HashMap;
 use std::fmt;
@@ -275,7 +275,7 @@ impl AccessTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{HyperSkuMock, MockConfig, MockProvider};
+    use crate::{HyperSkuMock, MockConfig, MockServer};
     use oauth2_adapters_core::ManualClock;
     use std::time::UNIX_EPOCH;
 

@@ -14,8 +14,8 @@ use super::grants::OnReuse;
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use oauth2_adapters_core::ManualClock;
-/// use oauth2_adapters_testkit::MockConfig;
+/// use oauth2_adapters::ManualClock;
+/// use oauth2_adapters::testkit::MockConfig;
 ///
 /// let clock = ManualClock::at_unix(1_700_000_000);
 /// let config = MockConfig::default()
@@ -51,12 +51,12 @@ pub struct MockConfig {
     /// descended from the same code exchange, the live successor included,
     /// and their access tokens (the protected API refuses them). The reuse
     /// itself is refused (`invalid_grant`) either way, and counted in
-    /// [`MockProvider::refresh_token_reuses`](crate::MockProvider::refresh_token_reuses).
+    /// [`MockServer::refresh_token_reuses`](crate::MockServer::refresh_token_reuses).
     pub revoke_on_reuse: bool,
     /// How long (real time) every successful refresh response is held
     /// after the rotation was committed (the old refresh token spent, the
     /// new one issued and logged in
-    /// [`MockProvider::rotations`](crate::MockProvider::rotations)) and
+    /// [`MockServer::rotations`](crate::MockServer::rotations)) and
     /// before it is sent (default zero). Unlike the one-shot
     /// [`Fault::StallAfterProcessing`](crate::Fault::StallAfterProcessing),
     /// it applies to every refresh (not to code exchanges), so a crash test

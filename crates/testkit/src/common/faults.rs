@@ -7,7 +7,7 @@ use http::{header, HeaderValue, StatusCode};
 
 /// A one-shot misbehaviour applied to the next token-endpoint request.
 ///
-/// Faults are queued FIFO with [`MockProvider::push_fault`](crate::MockProvider::push_fault);
+/// Faults are queued FIFO with [`MockServer::push_fault`](crate::MockServer::push_fault);
 /// each token request pops at most one. Authorize requests never pop a fault.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -80,10 +80,10 @@ impl Fault {
 }
 
 /// Persistent response-shape switches (all off by default), set with
-/// [`MockProvider::set_style`](crate::MockProvider::set_style).
+/// [`MockServer::set_style`](crate::MockServer::set_style).
 ///
 /// ```
-/// use oauth2_adapters_testkit::ResponseStyle;
+/// use oauth2_adapters::testkit::ResponseStyle;
 /// let style = ResponseStyle { string_numbers: true, ..ResponseStyle::default() };
 /// assert!(!style.envelope);
 /// ```

@@ -52,12 +52,37 @@ pub enum MockError {
 }
 
 /// What every mock offers; the behaviour suites are generic over it.
-pub trait MockProvider: Send + Sync {
+pub trait MockServer: Send + Sync {
     /// The server's root, `http://127.0.0.1:PORT/`: configure the adapter's
     /// base URL with it.
     fn base_url(&self) -> Url;
     /// The configuration the mock was started with.
     fn config(&self) -> &MockConfig;
+    /// The client credentials the mock accepts, for the adapter's builder.
+    fn credentials(&self) -> oauth2_adapters_core::ClientCredentials {
+        oauth2_adapters_core::ClientCredentials::new(
+            self.config().client_id.clone(),
+            self.config().client_secret.clone(),
+        )
+    }
+    /// Settings for an adapter pointed at this mock: the mock's clock (so a
+    /// test clock is set once, in [`MockConfig::with_clock`], and a token
+    /// manager built with the adapter picks it up too), a 5 s request
+    /// timeout and no retries (each call is one request, which tests can
+    /// count). Change them with the `with_*` methods of
+    /// [`ProviderSettings`](oauth2_adapters_core::ProviderSettings).
+    /// Fails only if the HTTP client cannot be built.
+    fn provider_settings(
+        &self,
+    ) -> oauth2_adapters_core::Result<oauth2_adapters_core::ProviderSettings> {
+        let http = oauth2_adapters_core::HttpConfig::default()
+            .with_timeout(std::time::Duration::from_secs(5));
+        Ok(
+            oauth2_adapters_core::ProviderSettings::with_http_config(&http)?
+                .with_clock(self.config().clock.clone())
+                .with_retry_policy(oauth2_adapters_core::RetryPolicy::never()),
+        )
+    }
     /// Every request received (all endpoints), in order.
     fn requests(&self) -> Vec<RecordedRequest>;
     /// Only the requests to a token endpoint (exchange, refresh, client
@@ -101,7 +126,7 @@ pub trait MockProvider: Send + Sync {
     }
     /// The protected API's `POST /api/v1/echo`: answers `{"subject","echo"}`
     /// with the JSON body it received, under the same rules as
-    /// [`MockProvider::me_url`].
+    /// [`MockServer::me_url`].
     fn echo_url(&self) -> Url {
         let mut url = self.base_url();
         url.set_path(api::ECHO_PATH);
@@ -109,10 +134,10 @@ pub trait MockProvider: Send + Sync {
     }
 }
 
-/// Implements [`MockProvider`] for a handle with a `core: Arc<MockCore>` field.
+/// Implements [`MockServer`] for a handle with a `core: Arc<MockCore>` field.
 macro_rules! impl_mock_provider {
     ($ty:ty) => {
-        impl $crate::MockProvider for $ty {
+        impl $crate::MockServer for $ty {
             fn base_url(&self) -> ::url::Url {
                 self.core.base_url()
             }

@@ -1,8 +1,6 @@
 use std::time::{Duration, Instant, SystemTime};
 
-use oauth2_adapters_testkit::{
-    Fault, HikeMock, HyperSkuMock, MockConfig, MockProvider, PartnerMock,
-};
+use oauth2_adapters_testkit::{Fault, HikeMock, HyperSkuMock, MockConfig, MockServer, PartnerMock};
 use serde_json::{json, Value};
 
 use crate::{client, form, post_json, query_param, TestResult};
@@ -153,7 +151,7 @@ async fn retry_after_date_sends_a_well_formed_http_date() -> TestResult {
     assert!(date >= earliest && date <= latest, "{value}");
 
     // The core reads it back as a delay of about two minutes.
-    let parsed = oauth2_adapters_core::HttpResponse {
+    let parsed = oauth2_adapters_core::adapter::HttpResponse {
         status: 503,
         headers,
         body: Default::default(),

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2_adapters_core::ManualClock;
-use oauth2_adapters_testkit::{HikeMock, MockConfig, MockError, MockProvider, ResponseStyle};
+use oauth2_adapters_testkit::{HikeMock, MockConfig, MockError, MockServer, ResponseStyle};
 use serde_json::Value;
 
 use crate::{client, form, post_form, query_param, TestResult};

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use oauth2_adapters_core::ManualClock;
 use oauth2_adapters_testkit::hypersku::{INVALID_GRANT_CODE, SCOPE, USER_ID};
-use oauth2_adapters_testkit::{HyperSkuMock, MockConfig, MockError, MockProvider, ResponseStyle};
+use oauth2_adapters_testkit::{HyperSkuMock, MockConfig, MockError, MockServer, ResponseStyle};
 use serde_json::{json, Value};
 
 use crate::{client, post_json, query_param, TestResult};

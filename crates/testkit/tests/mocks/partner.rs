@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use oauth2_adapters_core::ManualClock;
 use oauth2_adapters_testkit::partner::{PartnerClaims, JWT_HEADER, PARTNER_ID, USER_ID};
-use oauth2_adapters_testkit::{MockConfig, MockProvider, PartnerMock, ResponseStyle};
+use oauth2_adapters_testkit::{MockConfig, MockServer, PartnerMock, ResponseStyle};
 use serde_json::{json, Value};
 
 use crate::{client, form, post_json, TestResult};

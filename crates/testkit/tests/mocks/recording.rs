@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use oauth2_adapters_testkit::{HikeMock, HyperSkuMock, MockConfig, MockProvider, RecordedRequest};
+use oauth2_adapters_testkit::{HikeMock, HyperSkuMock, MockConfig, MockServer, RecordedRequest};
 use serde_json::json;
 
 use crate::{client, post_form, query_param, TestResult};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use oauth2_adapters_testkit::hypersku::INVALID_GRANT_CODE;
 use oauth2_adapters_testkit::{
-    HikeMock, HyperSkuMock, MockConfig, MockProvider, PartnerMock, Rotation,
+    HikeMock, HyperSkuMock, MockConfig, MockServer, PartnerMock, Rotation,
 };
 use serde_json::{json, Value};
 
@@ -133,7 +133,7 @@ async fn hypersku_refresh(
 }
 
 /// The protected API's status for `access_token`.
-async fn api_status(mock: &impl MockProvider, access_token: &str) -> Result<u16, AnyError> {
+async fn api_status(mock: &impl MockServer, access_token: &str) -> Result<u16, AnyError> {
     let response = client()
         .get(mock.me_url())
         .bearer_auth(access_token)
@@ -306,7 +306,7 @@ async fn rotation_debug_shows_no_token() -> TestResult {
 }
 
 /// Waits (up to `limit`) until `mock` has logged `n` rotations.
-async fn rotations_reach(mock: &impl MockProvider, n: usize, limit: Duration) -> bool {
+async fn rotations_reach(mock: &impl MockServer, n: usize, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while mock.rotations().len() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use oauth2_adapters_core::store::{CasOutcome, TokenKey, TokenStore};
-use oauth2_adapters_core::token::{ProviderId, Token};
+use oauth2_adapters_core::{ProviderId, Token};
 use secrecy::SecretString;
 
 use crate::conformance::{key, unique};

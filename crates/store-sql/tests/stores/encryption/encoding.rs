@@ -5,7 +5,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use oauth2_adapters_core::store::TokenKey;
-use oauth2_adapters_core::token::{ProviderId, Token, TokenRecord};
+use oauth2_adapters_core::store::TokenRecord;
+use oauth2_adapters_core::{ProviderId, Token};
 use secrecy::SecretString;
 use serde_json::Value;
 

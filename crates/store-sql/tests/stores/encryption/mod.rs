@@ -10,8 +10,9 @@ use std::future::Future;
 use std::time::{Duration, UNIX_EPOCH};
 
 use oauth2_adapters_core::store::CasOutcome;
-use oauth2_adapters_core::token::{ProviderId, Token, TokenRecord};
+use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::{Error, Result};
+use oauth2_adapters_core::{ProviderId, Token};
 use oauth2_adapters_store_sql::{DecryptionError, DecryptionErrorKind, EncryptionKeys};
 use secrecy::SecretString;
 use serde_json::{Map, Value};

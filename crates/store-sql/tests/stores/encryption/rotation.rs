@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::store::{CasOutcome, TokenKey};
-use oauth2_adapters_core::token::TokenRecord;
 use oauth2_adapters_core::Error;
 use oauth2_adapters_store_sql::{DecryptionErrorKind, EncryptionKeys};
 
