@@ -21,21 +21,49 @@ pub const MAX_CALLBACK_QUERY_BYTES: usize = 8 * 1024;
 /// What the application asks for when it sends a user to the provider.
 #[derive(Debug, Clone)]
 pub struct AuthorizeRequest {
-    /// Where the provider sends the user back; must match the registered URI exactly.
-    pub redirect_uri: Url,
+    /// Where the provider sends the user back, exactly as given: providers
+    /// compare it byte for byte with the registered one, so it is sent as
+    /// is (not normalized: no trailing `/` added, no case or port changes).
+    pub redirect_uri: String,
     /// The scopes to ask for; `None` uses the provider's default.
     pub scopes: Option<Vec<String>>,
+    /// Extra authorize parameters for this request (e.g. `prompt=consent`),
+    /// after the provider's own.
+    pub extra_params: Vec<(String, String)>,
 }
 
 impl AuthorizeRequest {
-    /// A request with the provider's default scopes.
+    /// A request with the provider's default scopes. `redirect_uri` must be
+    /// an absolute URL without a fragment (RFC 6749 §3.1.2); it is checked,
+    /// then sent exactly as given.
     pub fn new(redirect_uri: &str) -> Result<Self> {
-        let redirect_uri = Url::parse(redirect_uri)
+        let parsed = Url::parse(redirect_uri)
             .map_err(|e| Error::configuration(format!("redirect URI is not a valid URL: {e}")))?;
+        if parsed.fragment().is_some() {
+            return Err(Error::configuration(
+                "redirect URI must not have a fragment (RFC 6749 §3.1.2)",
+            ));
+        }
+        if redirect_uri
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::configuration(
+                "redirect URI must not contain spaces or control characters",
+            ));
+        }
         Ok(Self {
-            redirect_uri,
+            redirect_uri: redirect_uri.to_owned(),
             scopes: None,
+            extra_params: Vec::new(),
         })
+    }
+
+    /// Adds an authorize parameter for this request only (e.g.
+    /// `("prompt", "consent")`); the provider's own parameters come first.
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_params.push((name.into(), value.into()));
+        self
     }
 
     /// Asks for these scopes instead of the provider's default.
@@ -54,12 +82,14 @@ impl AuthorizeRequest {
 pub struct AuthorizeUrlParams<'a> {
     /// The anti-CSRF state to send.
     pub state: &'a str,
-    /// The redirect URI to send.
-    pub redirect_uri: &'a Url,
+    /// The redirect URI to send, exactly as the application gave it.
+    pub redirect_uri: &'a str,
     /// The scopes to send.
     pub scopes: &'a [String],
     /// The PKCE challenge, when the provider uses PKCE.
     pub pkce_challenge: Option<&'a oauth2::PkceCodeChallenge>,
+    /// The request's extra parameters ([`AuthorizeRequest::with_param`]).
+    pub extra_params: &'a [(String, String)],
 }
 
 /// What the application keeps between the redirect and the callback:
@@ -76,7 +106,7 @@ pub struct AuthorizeUrlParams<'a> {
 pub struct PendingAuthorization {
     provider: ProviderId,
     state: SecretString,
-    redirect_uri: Url,
+    redirect_uri: String,
     scopes: Vec<String>,
     pkce_verifier: Option<SecretString>,
     created_at: SystemTime,
@@ -86,7 +116,7 @@ impl PendingAuthorization {
     /// Makes a pending authorization with a fresh random state.
     pub(crate) fn new(
         provider: ProviderId,
-        redirect_uri: Url,
+        redirect_uri: String,
         scopes: Vec<String>,
         pkce_verifier: Option<SecretString>,
         created_at: SystemTime,
@@ -111,8 +141,9 @@ impl PendingAuthorization {
         &self.state
     }
 
-    /// The redirect URI sent to the provider (the exchange must send it again).
-    pub fn redirect_uri(&self) -> &Url {
+    /// The redirect URI sent to the provider, exactly as given (the
+    /// exchange must send it again, byte for byte).
+    pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
     }
 
@@ -137,7 +168,7 @@ impl fmt::Debug for PendingAuthorization {
         f.debug_struct("PendingAuthorization")
             .field("provider", &self.provider)
             .field("state", &"[redacted]")
-            .field("redirect_uri", &self.redirect_uri.as_str())
+            .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)
             .field("pkce", &self.pkce_verifier.is_some())
             .field("created_at", &DisplayTime(self.created_at))
@@ -376,7 +407,7 @@ pub mod fuzzing {
         PendingAuthorization {
             provider,
             state: SecretString::from(STATE),
-            redirect_uri: Url::parse("https://app.example/callback").expect("a valid URL"),
+            redirect_uri: "https://app.example/callback".to_owned(),
             scopes: vec!["all".to_owned()],
             pkce_verifier: verifier.map(SecretString::from),
             created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(CREATED_SECS),

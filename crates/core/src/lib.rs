@@ -11,6 +11,7 @@ pub mod metrics;
 mod provider;
 mod redact;
 mod retry;
+mod spec;
 mod standard;
 pub mod store;
 mod token;
@@ -29,6 +30,11 @@ pub use provider::{
 };
 pub use retry::RetryPolicy;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use spec::{
+    AuthorizeParamNames, AuthorizeSpec, BodyFormat, ClientAuthMethod, EnvelopeSpec,
+    ExpiryPrecedence, Pkce, ProviderSpec, RenewalKind, ResponseSpec, RevocationSpec, SpecError,
+    SpecProvider, SpecProviderBuilder, TimeUnit, TokenFieldNames, TokenSpec,
+};
 pub use standard::{ClientAuth, StandardProvider, StandardProviderBuilder};
 pub use store::{MemoryStore, TokenKey, TokenStore};
 pub use token::{DisplayTime, ProviderId, Token};

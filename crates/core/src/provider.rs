@@ -144,6 +144,15 @@ pub trait Provider: Send + Sync + 'static {
     /// e.g. `Renewal::RefreshToken(self)` for a provider that implements
     /// [`RefreshTokenProvider`].
     fn renewal(self: Arc<Self>) -> Renewal;
+
+    /// Revokes the grant behind `token` at the provider (RFC 7009): its
+    /// refresh token when it has one (which ends the whole grant), else its
+    /// access token. `Ok(false)` when the provider has no revocation
+    /// endpoint (the default).
+    fn revoke<'a>(&'a self, token: &'a Token) -> futures_util::future::BoxFuture<'a, Result<bool>> {
+        let _ = token;
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// The authorization code grant (RFC 6749 §4.1).
@@ -182,6 +191,7 @@ pub trait AuthorizationCodeProvider: Provider {
     /// authorization to keep until the callback.
     fn authorize(&self, request: AuthorizeRequest) -> Result<(Url, PendingAuthorization)> {
         let scopes = request.scopes.unwrap_or_else(|| self.default_scopes());
+        let request_params = request.extra_params;
         let (challenge, verifier) = if self.uses_pkce() {
             let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
             (
@@ -201,6 +211,7 @@ pub trait AuthorizationCodeProvider: Provider {
         let url = self.authorization_url(&AuthorizeUrlParams {
             state: secrecy::ExposeSecret::expose_secret(pending.state()),
             redirect_uri: pending.redirect_uri(),
+            extra_params: &request_params,
             scopes: pending.scopes(),
             pkce_challenge: challenge.as_ref(),
         })?;

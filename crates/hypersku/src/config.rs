@@ -1,11 +1,13 @@
 //! HyperSKU's endpoints, and every assumption about what its docs leave unsaid.
 
-use std::time::Duration;
-
-use oauth2_adapters_core::adapter::{endpoint_url, parse_url, require_secure_endpoint};
-use oauth2_adapters_core::{ClientCredentials, Error, ProviderSettings, Result, SecretString};
+use oauth2_adapters_core::adapter::{endpoint_url, parse_url};
+use oauth2_adapters_core::{
+    BodyFormat, ClientCredentials, EnvelopeSpec, Error, ExposeSecret, Pkce, ProviderSettings,
+    ProviderSpec, RenewalKind, Result, SecretString, SpecProvider, TimeUnit, TokenFieldNames,
+};
 
 use crate::provider::HyperSku;
+use crate::PROVIDER_ID;
 
 /// The documented authorize page (on the app host, not the API host).
 pub const DEFAULT_AUTHORIZE_URL: &str = "https://app.hypersku.com/application/auth";
@@ -79,38 +81,21 @@ pub enum ExpiryUnit {
     Milliseconds,
 }
 
-impl ExpiryUnit {
-    pub(crate) fn duration(self) -> Duration {
-        match self {
-            Self::Seconds => Duration::from_secs(1),
-            Self::Milliseconds => Duration::from_millis(1),
-        }
-    }
-}
-
 /// Configures a [`HyperSku`] adapter.
 #[derive(Debug, Clone)]
 pub struct HyperSkuBuilder {
-    pub(crate) credentials: ClientCredentials,
+    credentials: ClientCredentials,
     authorize_url: String,
     api_base_url: String,
     access_token_path: String,
     refresh_token_path: String,
-    pub(crate) scopes: Vec<String>,
-    pub(crate) field_names: BodyFieldNames,
-    pub(crate) expiry_unit: ExpiryUnit,
-    pub(crate) api_key: Option<SecretString>,
-    pub(crate) success_codes: Vec<i64>,
-    pub(crate) invalid_grant_codes: Vec<i64>,
+    scopes: Vec<String>,
+    field_names: BodyFieldNames,
+    expiry_unit: ExpiryUnit,
+    api_key: Option<SecretString>,
+    success_codes: Vec<i64>,
+    invalid_grant_codes: Vec<i64>,
     settings: Option<ProviderSettings>,
-}
-
-/// The validated endpoints.
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoints {
-    pub authorize: url::Url,
-    pub access_token: url::Url,
-    pub refresh_token: url::Url,
 }
 
 impl HyperSkuBuilder {
@@ -210,6 +195,80 @@ impl HyperSkuBuilder {
         self
     }
 
+    /// The [`ProviderSpec`] this configuration amounts to: with the
+    /// defaults, the spec of `examples/providers/hypersku.toml`.
+    pub fn to_spec(&self) -> Result<ProviderSpec> {
+        let names = &self.field_names;
+        let mut spec = ProviderSpec::new(
+            PROVIDER_ID.as_str(),
+            Some(&self.authorize_url),
+            endpoint_url(
+                "HyperSKU's token URL",
+                &self.api_base_url,
+                &self.access_token_path,
+            )?
+            .as_str(),
+        );
+        spec.name = Some("HyperSKU".into());
+        spec.renewal = Some(RenewalKind::RefreshToken);
+        if let Some(authorize) = spec.authorize.as_mut() {
+            authorize.params.client_id = "clientId".into();
+            authorize.params.redirect_uri = "redirectUri".into();
+            authorize.send_response_type = false;
+            authorize.default_scopes = self.scopes.clone();
+            authorize.scope_required = true;
+            authorize.pkce = Pkce::Off;
+        }
+        let token = &mut spec.token;
+        token.refresh_url = Some(
+            endpoint_url(
+                "HyperSKU's refresh URL",
+                &self.api_base_url,
+                &self.refresh_token_path,
+            )?
+            .to_string(),
+        );
+        token.body = BodyFormat::Json;
+        token.fields = TokenFieldNames::camel_case();
+        token.fields.client_id = names.client_id.clone();
+        token.fields.client_secret = names.client_secret.clone();
+        token.fields.code = names.code.clone();
+        token.fields.redirect_uri = names.redirect_uri.clone();
+        token.fields.refresh_token = names.refresh_token.clone();
+        token.fields.grant_type = names.grant_type.clone().unwrap_or_default();
+        token
+            .secret_headers
+            .insert("Authorization".into(), API_KEY_SECRET.into());
+        let response = &mut spec.response;
+        response.access_token = "accessToken".into();
+        response.token_type = "tokenType|token_type".into();
+        response.refresh_token = "refreshToken".into();
+        response.expires_in = "expiresIn".into();
+        response.expires_in_unit = match self.expiry_unit {
+            ExpiryUnit::Seconds => TimeUnit::Seconds,
+            ExpiryUnit::Milliseconds => TimeUnit::Milliseconds,
+        };
+        response.refresh_expires_in = Some("refreshTokenExpireIn".into());
+        response.subject = Some("userId".into());
+        let mut envelope = EnvelopeSpec::default();
+        envelope.success = self.success_codes.clone();
+        response.envelope = Some(envelope);
+        for (code, oauth) in [
+            (400, "invalid_request"),
+            (401, "invalid_client"),
+            (500, "server_error"),
+            (503, "temporarily_unavailable"),
+        ] {
+            response.error_codes.insert(code.to_string(), oauth.into());
+        }
+        for code in &self.invalid_grant_codes {
+            response
+                .error_codes
+                .insert(code.to_string(), "invalid_grant".into());
+        }
+        Ok(spec)
+    }
+
     /// Validates the configuration and builds the adapter.
     pub fn build(self) -> Result<HyperSku> {
         if self.credentials.client_id.is_empty() {
@@ -220,25 +279,17 @@ impl HyperSkuBuilder {
                 "HyperSKU requires a scope (e.g. `oms`)",
             ));
         }
-        let endpoints = Endpoints {
-            authorize: parse_url("HyperSKU's authorize URL", &self.authorize_url)?,
-            access_token: endpoint_url(
-                "HyperSKU's token URL",
-                &self.api_base_url,
-                &self.access_token_path,
-            )?,
-            refresh_token: endpoint_url(
-                "HyperSKU's refresh URL",
-                &self.api_base_url,
-                &self.refresh_token_path,
-            )?,
-        };
-        require_secure_endpoint("HyperSKU's token URL", &endpoints.access_token)?;
-        require_secure_endpoint("HyperSKU's refresh URL", &endpoints.refresh_token)?;
-        let context = match &self.settings {
-            Some(context) => context.clone(),
-            None => ProviderSettings::new()?,
-        };
-        Ok(HyperSku::new(self, endpoints, context))
+        parse_url("HyperSKU's authorize URL", &self.authorize_url)?;
+        let mut builder = SpecProvider::builder(self.to_spec()?, self.credentials.clone());
+        if let Some(key) = &self.api_key {
+            builder = builder.secret(API_KEY_SECRET, key.expose_secret());
+        }
+        if let Some(settings) = &self.settings {
+            builder = builder.settings(settings.clone());
+        }
+        Ok(HyperSku::new(builder.build()?))
     }
 }
+
+/// The name of the API key in the spec's `secret_headers`.
+const API_KEY_SECRET: &str = "api_key";

@@ -21,7 +21,6 @@
 
 mod config;
 mod provider;
-mod wire;
 
 pub use config::{
     BodyFieldNames, ExpiryUnit, HyperSkuBuilder, DEFAULT_ACCESS_TOKEN_PATH, DEFAULT_API_BASE_URL,

@@ -275,13 +275,17 @@ impl AuthorizationCodeProvider for StandardProvider {
         }
         let client = self.client();
         let state = params.state.to_owned();
-        let redirect = oauth2::RedirectUrl::from_url(params.redirect_uri.clone());
+        let redirect = oauth2::RedirectUrl::new(params.redirect_uri.to_owned())
+            .map_err(|e| Error::configuration(format!("redirect URI is not a valid URL: {e}")))?;
         let mut request = client
             .authorize_url(move || oauth2::CsrfToken::new(state))
             .set_redirect_uri(Cow::Owned(redirect))
             .add_scopes(params.scopes.iter().cloned().map(oauth2::Scope::new));
         if let Some(challenge) = params.pkce_challenge {
             request = request.set_pkce_challenge(challenge.clone());
+        }
+        for (name, value) in params.extra_params {
+            request = request.add_extra_param(name.clone(), value.clone());
         }
         Ok(request.url().0)
     }
@@ -326,7 +330,8 @@ impl StandardProvider {
         let secret = self.credentials.client_secret.expose_secret();
         let code_text = code.secret().expose_secret();
         let verifier = pending.pkce_verifier().map(|v| v.expose_secret());
-        let redirect = oauth2::RedirectUrl::from_url(pending.redirect_uri().clone());
+        let redirect = oauth2::RedirectUrl::new(pending.redirect_uri().to_owned())
+            .map_err(|e| Error::configuration(format!("redirect URI is not a valid URL: {e}")))?;
         let client = self.client();
         let mut request = client
             .exchange_code(oauth2::AuthorizationCode::new(code_text.to_owned()))

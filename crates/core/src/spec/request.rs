@@ -1,0 +1,172 @@
+//! Building the requests a spec describes: the authorize URL and the token
+//! and revocation requests.
+
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use url::form_urlencoded;
+use url::Url;
+
+use super::{AuthorizeSpec, BodyFormat, ClientAuthMethod, SpecProvider};
+use crate::authorize::AuthorizeUrlParams;
+use crate::error::{Error, Result};
+use crate::http::HttpResponse;
+use crate::json_response::JsonResponse;
+use crate::token::Token;
+
+/// One token request: its URL, its parameters in order, and the secret of
+/// the grant it spends (scrubbed from every error).
+pub(super) struct TokenCall<'a> {
+    pub(super) url: &'a Url,
+    pub(super) grant_type: &'static str,
+    pub(super) params: Vec<(String, String)>,
+    pub(super) extra: &'a std::collections::BTreeMap<String, String>,
+    pub(super) grant_secret: &'a str,
+}
+
+impl SpecProvider {
+    /// The authorize URL, parameters in a fixed order: `response_type`,
+    /// client id, scope, redirect URI, state, the PKCE challenge, then the
+    /// spec's and the request's extra parameters.
+    pub(super) fn build_authorize_url(
+        &self,
+        authorize: &AuthorizeSpec,
+        url: &Url,
+        params: &AuthorizeUrlParams<'_>,
+    ) -> Result<Url> {
+        if authorize.scope_required && params.scopes.is_empty() {
+            return Err(Error::configuration(format!(
+                "{} requires a scope",
+                self.spec.display_name()
+            )));
+        }
+        let names = &authorize.params;
+        let mut url = url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if authorize.send_response_type {
+                query.append_pair(&names.response_type, "code");
+            }
+            query.append_pair(&names.client_id, &self.credentials.client_id);
+            if !params.scopes.is_empty() {
+                query.append_pair(
+                    &names.scope,
+                    &params.scopes.join(&authorize.scope_separator),
+                );
+            }
+            query.append_pair(&names.redirect_uri, params.redirect_uri);
+            query.append_pair(&names.state, params.state);
+            if let Some(challenge) = params.pkce_challenge {
+                query.append_pair(&names.code_challenge, challenge.as_str());
+                query.append_pair(&names.code_challenge_method, challenge.method().as_str());
+            }
+            for (name, value) in &authorize.extra_params {
+                query.append_pair(name, value);
+            }
+            for (name, value) in params.extra_params {
+                query.append_pair(name, value);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Sends one token request and reads the answer.
+    pub(super) async fn token_request(&self, call: TokenCall<'_>) -> Result<Token> {
+        let token = &self.spec.token;
+        let fields = &token.fields;
+        let mut params = Vec::with_capacity(call.params.len() + 6);
+        if !fields.grant_type.is_empty() {
+            params.push((fields.grant_type.clone(), call.grant_type.to_owned()));
+        }
+        params.extend(call.params);
+        let secret = self.credentials.client_secret.expose_secret();
+        match token.client_auth {
+            ClientAuthMethod::ClientSecretPost => {
+                params.push((fields.client_id.clone(), self.credentials.client_id.clone()));
+                params.push((fields.client_secret.clone(), secret.to_owned()));
+            }
+            ClientAuthMethod::None => {
+                params.push((fields.client_id.clone(), self.credentials.client_id.clone()));
+            }
+            ClientAuthMethod::ClientSecretBasic => {}
+        }
+        for (name, value) in token.extra_params.iter().chain(call.extra) {
+            params.push((name.clone(), value.clone()));
+        }
+        let mut request = self
+            .settings
+            .http
+            .reqwest()
+            .post(call.url.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        for (name, value) in &token.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        for (name, secret_name) in &token.secret_headers {
+            if let Some(value) = self.secrets.get(secret_name) {
+                let mut value =
+                    http::HeaderValue::from_str(value.expose_secret()).map_err(|_| {
+                        Error::configuration(format!(
+                            "the secret `{secret_name}` cannot be sent in a header"
+                        ))
+                    })?;
+                value.set_sensitive(true);
+                request = request.header(name.as_str(), value);
+            }
+        }
+        if token.client_auth == ClientAuthMethod::ClientSecretBasic {
+            // RFC 6749 §2.3.1: both parts form-encoded before Basic.
+            let id: String =
+                form_urlencoded::byte_serialize(self.credentials.client_id.as_bytes()).collect();
+            let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            request = request.basic_auth(id, Some(secret));
+        }
+        request = with_body(request, token.body, &params);
+        let response = self.settings.http.send(&self.id, request).await?;
+        self.read_response(&response, call.grant_secret)
+    }
+
+    /// Reads a token-endpoint answer exactly as a token request does;
+    /// `grant_secret`, the client secret and the secret header values are
+    /// scrubbed from every error. For adapters' fuzz targets.
+    #[doc(hidden)]
+    pub fn read_response(&self, response: &HttpResponse, grant_secret: &str) -> Result<Token> {
+        let mut known: Vec<&str> =
+            vec![self.credentials.client_secret.expose_secret(), grant_secret];
+        known.extend(self.secrets.values().map(|s| s.expose_secret()));
+        let json = JsonResponse::new(&self.id, response, &known);
+        super::response::read_token(
+            &self.id,
+            &json,
+            &self.spec.response,
+            self.settings.clock.now(),
+        )
+    }
+}
+
+/// Puts `params` in the body as the spec says.
+pub(super) fn with_body(
+    request: reqwest::RequestBuilder,
+    format: BodyFormat,
+    params: &[(String, String)],
+) -> reqwest::RequestBuilder {
+    match format {
+        BodyFormat::Form => {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params)
+                .finish();
+            request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body)
+        }
+        BodyFormat::Json => {
+            let body: Map<String, Value> = params
+                .iter()
+                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .collect();
+            request.json(&body)
+        }
+    }
+}
