@@ -5,18 +5,29 @@
 //! the request once.
 //!
 //! ```no_run
-//! use oauth2_adapters::{manager::TokenManager};
-//! use oauth2_adapters::TokenKey;
-//! use oauth2_adapters::middleware::reqwest_middleware::ClientBuilder;
+//! use oauth2_adapters::middleware::reqwest_middleware::{reqwest, ClientBuilder};
 //! use oauth2_adapters::middleware::BearerAuth;
+//! use oauth2_adapters::prelude::*;
 //!
 //! # async fn run(manager: TokenManager, key: TokenKey) -> Result<(), Box<dyn std::error::Error>> {
 //! let api = ClientBuilder::new(reqwest::Client::new())
 //!     .with(BearerAuth::new(manager, key))
 //!     .build();
 //! let me = api.get("https://api.example.com/v1/me").send().await?;
-//! # let _ = me; Ok(()) }
+//! let echoed = api
+//!     .post("https://api.example.com/v1/echo")
+//!     .query(&[("dry_run", "true")])
+//!     .json(&[("note", "hello")])
+//!     .send()
+//!     .await?;
+//! # let _ = (me, echoed); Ok(()) }
 //! ```
+//!
+//! [`reqwest_middleware`] and [`reqwest`] are re-exported with the `json`,
+//! `form` and `query` features on, so `.json(..)`, `.form(..)`, `.query(..)`
+//! and `Response::json` work without adding either crate (add them yourself
+//! only for other features, e.g. `reqwest`'s `stream` or `multipart`, at the
+//! same versions: reqwest-middleware 0.5, reqwest 0.13).
 //!
 //! The rules, in order:
 //!
@@ -56,5 +67,10 @@
 mod bearer;
 
 pub use bearer::{token_error, BearerAuth, DEFAULT_FORCED_REFRESH_INTERVAL};
-/// The `reqwest-middleware` this crate is built for (0.5, on reqwest 0.13).
+/// The `reqwest` under [`reqwest_middleware`] (0.13), with its `json`,
+/// `form` and `query` features: the same crate as
+/// `reqwest_middleware::reqwest`.
+pub use reqwest;
+/// The `reqwest-middleware` this crate is built for (0.5, on reqwest 0.13),
+/// with its `json`, `form` and `query` features.
 pub use reqwest_middleware;
