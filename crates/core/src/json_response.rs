@@ -103,6 +103,20 @@ impl<'a> JsonResponse<'a> {
         Some(field_excerpt(text, self.known_secrets, &self.response.body))
     }
 
+    /// True when the `Content-Type` is `application/json` (parameters
+    /// such as a charset allowed), or absent.
+    pub fn is_json_content_type(&self) -> bool {
+        let Some(value) = self.response.headers.get(http::header::CONTENT_TYPE) else {
+            return true;
+        };
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        })
+    }
+
     /// [`Error::HttpStatus`] for this response.
     pub fn status_error(&self) -> Error {
         Error::HttpStatus {

@@ -2,11 +2,10 @@
 
 use oauth2_adapters_core::adapter::endpoint_url;
 use oauth2_adapters_core::{
-    ClientAuth, ClientCredentials, ProviderSettings, Result, StandardProvider,
+    ClientCredentials, Pkce, ProviderSettings, ProviderSpec, Result, SpecProvider,
 };
 
 use crate::provider::Hike;
-use crate::PROVIDER_ID;
 
 /// Hike's API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.hikeup.com";
@@ -67,19 +66,27 @@ impl HikeBuilder {
         self
     }
 
+    /// The [`ProviderSpec`] this configuration amounts to: Hike's
+    /// documented dialect ([`default_spec`](crate::default_spec), the same
+    /// as `examples/providers/hike.toml`) with this builder's settings.
+    pub fn to_spec(&self) -> Result<ProviderSpec> {
+        let mut spec = crate::default_spec()?;
+        if let Some(authorize) = spec.authorize.as_mut() {
+            authorize.url =
+                endpoint_url("Hike's authorize URL", &self.base_url, AUTHORIZE_PATH)?.to_string();
+            authorize.default_scopes = self.scopes.clone();
+            authorize.pkce = if self.pkce { Pkce::On } else { Pkce::Off };
+        }
+        spec.token.url = endpoint_url("Hike's token URL", &self.base_url, TOKEN_PATH)?.to_string();
+        Ok(spec)
+    }
+
     /// Validates the configuration and builds the adapter.
     pub fn build(self) -> Result<Hike> {
-        let authorize = endpoint_url("Hike's authorize URL", &self.base_url, AUTHORIZE_PATH)?;
-        let token = endpoint_url("Hike's token URL", &self.base_url, TOKEN_PATH)?;
-        let mut builder = StandardProvider::builder(PROVIDER_ID.as_str().to_owned())
-            .authorize_url(authorize.as_str())
-            .token_url(token.as_str())
-            .default_scopes(self.scopes)
-            .client_auth(ClientAuth::RequestBody)
-            .pkce(self.pkce);
-        if let Some(context) = self.settings {
-            builder = builder.settings(context);
+        let mut builder = SpecProvider::builder(self.to_spec()?, self.credentials.clone());
+        if let Some(settings) = self.settings {
+            builder = builder.settings(settings);
         }
-        Ok(Hike::from_standard(builder.build(self.credentials)?))
+        Ok(Hike::new(builder.build()?))
     }
 }

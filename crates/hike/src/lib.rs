@@ -2,9 +2,12 @@
 //! form-encoded, with rotating refresh tokens and an extra absolute
 //! `expires` field.
 //!
-//! It is a [`StandardProvider`](oauth2_adapters_core::StandardProvider)
-//! described by Hike's endpoints, plus one quirk: the absolute `expires`
-//! is cross-checked with `expires_in` (see `docs/providers/hike.md`).
+//! It is Hike's spec ([`default_spec`], the same as
+//! `examples/providers/hike.toml`) spoken by the core's
+//! [`SpecProvider`](oauth2_adapters_core::SpecProvider), behind a typed
+//! builder. Its one quirk is data too: `expires_in` wins, and the absolute
+//! `expires` is used only when `expires_in` is missing or zero and
+//! `expires` lies ahead (see `docs/providers/hike.md`).
 //!
 //! ```no_run
 //! use oauth2_adapters::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
@@ -19,7 +22,6 @@
 
 mod config;
 mod provider;
-mod wire;
 
 pub use config::{HikeBuilder, DEFAULT_BASE_URL, DEFAULT_SCOPE};
 pub use provider::Hike;
@@ -29,52 +31,50 @@ use oauth2_adapters_core::ProviderId;
 /// The id recorded in every Hike token.
 pub static PROVIDER_ID: ProviderId = ProviderId::from_static("hike");
 
+/// Hike's documented dialect, as data (`spec.toml` in this crate, the same
+/// as `examples/providers/hike.toml`): what [`Hike`] speaks with the
+/// builder's defaults. (It always loads: a unit test checks it.)
+pub fn default_spec() -> Result<oauth2_adapters_core::ProviderSpec, oauth2_adapters_core::SpecError>
+{
+    oauth2_adapters_core::ProviderSpec::from_toml(include_str!("../spec.toml"))
+}
+
 /// Entry points for the fuzz targets in `fuzz/`: **not a stable API**.
 #[doc(hidden)]
 pub mod fuzzing {
     use std::sync::{Arc, OnceLock};
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use oauth2_adapters_core::adapter::HttpResponse;
-    use oauth2_adapters_core::fuzzing::respond;
-    use oauth2_adapters_core::{
-        ClientAuth, ClientCredentials, Error, ManualClock, ProviderSettings, StandardProvider,
-        Token,
-    };
+    use oauth2_adapters_core::{ClientCredentials, Error, ManualClock, ProviderSettings, Token};
 
     pub use oauth2_adapters_core::fuzzing::{FuzzGrant, CODE, PKCE_VERIFIER, REFRESH_TOKEN};
 
-    use crate::PROVIDER_ID;
+    use crate::Hike;
 
     /// The client secret the adapter sent.
     pub const CLIENT_SECRET: &str = "fz-hike-client-secret-Ka1Sd9";
     /// The clock's time, in Unix seconds.
     pub const NOW_UNIX: u64 = 1_800_000_000;
 
-    /// The standard provider Hike's builder makes (`HikeBuilder::build`):
-    /// Hike's id, credentials in the body, PKCE on so the verifier is sent.
-    fn standard() -> &'static StandardProvider {
-        static PROVIDER: OnceLock<StandardProvider> = OnceLock::new();
-        PROVIDER.get_or_init(|| {
-            let context = ProviderSettings::new()
-                .expect("the default HTTP client builds")
-                .with_clock(Arc::new(ManualClock::at_unix(NOW_UNIX)));
-            StandardProvider::builder(PROVIDER_ID.as_str().to_owned())
-                .authorize_url(format!("{}/oauth/authorize", crate::DEFAULT_BASE_URL))
-                .token_url(format!("{}/oauth/token", crate::DEFAULT_BASE_URL))
-                .default_scopes([crate::DEFAULT_SCOPE])
-                .client_auth(ClientAuth::RequestBody)
-                .pkce(true)
-                .settings(context)
-                .build(ClientCredentials::new("fz-client", CLIENT_SECRET))
-                .expect("the fuzzing provider builds")
-        })
+    /// The adapter Hike's builder makes, PKCE on so the verifier is a
+    /// known secret too.
+    fn adapter() -> Result<&'static Hike, Error> {
+        static ADAPTER: OnceLock<Hike> = OnceLock::new();
+        if let Some(adapter) = ADAPTER.get() {
+            return Ok(adapter);
+        }
+        let settings =
+            ProviderSettings::new()?.with_clock(Arc::new(ManualClock::at_unix(NOW_UNIX)));
+        let adapter = Hike::builder(ClientCredentials::new("fz-client", CLIENT_SECRET))
+            .pkce(true)
+            .settings(settings)
+            .build()?;
+        Ok(ADAPTER.get_or_init(|| adapter))
     }
 
-    /// Runs `grant` against a canned token-endpoint answer through the
-    /// adapter's code path: the standard provider (the `oauth2` crate's
-    /// request and parsing, the core's error mapping and normalization),
-    /// then Hike's `expires` reconciliation.
+    /// Reads a canned token-endpoint answer to `grant` through the
+    /// adapter's code path (the spec engine's parsing, error mapping and
+    /// normalization, Hike's expiry rule).
     pub fn read_token_response(
         grant: FuzzGrant,
         status: u16,
@@ -82,9 +82,10 @@ pub mod fuzzing {
         body: &[u8],
     ) -> Result<Token, Error> {
         let response = HttpResponse::from_parts(status, content_type, body);
-        let mut token = respond(standard(), grant, response)?;
-        let now: SystemTime = UNIX_EPOCH + Duration::from_secs(NOW_UNIX);
-        crate::wire::settle_expiry(&mut token, now);
-        Ok(token)
+        let secret = match grant {
+            FuzzGrant::AuthorizationCode => CODE,
+            _ => REFRESH_TOKEN,
+        };
+        adapter()?.read(&response, secret)
     }
 }

@@ -1,22 +1,24 @@
-//! The Hike adapter's capabilities: authorization code and refresh.
+//! The Hike adapter: its spec ([`HikeBuilder::to_spec`]) spoken by the
+//! core's [`SpecProvider`], behind a typed builder.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use oauth2_adapters_core::adapter::{AuthorizeUrlParams, VerifiedCode};
+use oauth2_adapters_core::adapter::{AuthorizeUrlParams, HttpResponse, VerifiedCode};
 use oauth2_adapters_core::{
     AuthorizationCodeProvider, ClientCredentials, PendingAuthorization, Provider, ProviderId,
-    ProviderSettings, RefreshTokenProvider, Renewal, Result, SecretString, StandardProvider, Token,
+    ProviderSettings, RefreshTokenProvider, Renewal, Result, SecretString, SpecProvider, Token,
 };
 use url::Url;
 
 use crate::config::HikeBuilder;
-use crate::wire::settle_expiry;
 
 /// The Hike adapter. Tokens are issued per store; a refresh rotates the
 /// refresh token (the new one replaces the old, see
 /// [`RefreshTokenProvider::refresh`]).
 #[derive(Debug, Clone)]
 pub struct Hike {
-    standard: StandardProvider,
+    spec: SpecProvider,
 }
 
 impl Hike {
@@ -25,42 +27,55 @@ impl Hike {
         HikeBuilder::new(credentials)
     }
 
-    pub(crate) fn from_standard(standard: StandardProvider) -> Self {
-        Self { standard }
+    pub(crate) fn new(spec: SpecProvider) -> Self {
+        Self { spec }
     }
 
-    fn finish(&self, mut token: Token) -> Token {
-        settle_expiry(&mut token, self.settings().clock.now());
-        token
+    /// The spec-driven provider it is.
+    pub fn as_spec_provider(&self) -> &SpecProvider {
+        &self.spec
+    }
+
+    /// Reads a token-endpoint response exactly as a real request does: for
+    /// the fuzz targets.
+    pub(crate) fn read(&self, response: &HttpResponse, grant_secret: &str) -> Result<Token> {
+        self.spec.read_response(response, grant_secret)
     }
 }
 
 impl Provider for Hike {
     fn id(&self) -> &ProviderId {
-        self.standard.id()
-    }
-
-    fn renewal(self: std::sync::Arc<Self>) -> Renewal {
-        Renewal::RefreshToken(self)
+        self.spec.id()
     }
 
     fn settings(&self) -> &ProviderSettings {
-        self.standard.settings()
+        self.spec.settings()
+    }
+
+    fn renewal(self: Arc<Self>) -> Renewal {
+        Renewal::RefreshToken(self)
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        token: &'a Token,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send + 'a>> {
+        self.spec.revoke(token)
     }
 }
 
 #[async_trait]
 impl AuthorizationCodeProvider for Hike {
     fn default_scopes(&self) -> Vec<String> {
-        self.standard.default_scopes()
+        self.spec.default_scopes()
     }
 
     fn uses_pkce(&self) -> bool {
-        self.standard.uses_pkce()
+        self.spec.uses_pkce()
     }
 
     fn authorization_url(&self, params: &AuthorizeUrlParams<'_>) -> Result<Url> {
-        self.standard.authorization_url(params)
+        self.spec.authorization_url(params)
     }
 
     async fn exchange_verified_code(
@@ -68,15 +83,13 @@ impl AuthorizationCodeProvider for Hike {
         code: VerifiedCode,
         pending: &PendingAuthorization,
     ) -> Result<Token> {
-        let token = self.standard.exchange_verified_code(code, pending).await?;
-        Ok(self.finish(token))
+        self.spec.exchange_verified_code(code, pending).await
     }
 }
 
 #[async_trait]
 impl RefreshTokenProvider for Hike {
     async fn request_refresh(&self, refresh_token: &SecretString) -> Result<Token> {
-        let token = self.standard.request_refresh(refresh_token).await?;
-        Ok(self.finish(token))
+        self.spec.request_refresh(refresh_token).await
     }
 }

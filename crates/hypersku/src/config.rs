@@ -2,12 +2,11 @@
 
 use oauth2_adapters_core::adapter::{endpoint_url, parse_url};
 use oauth2_adapters_core::{
-    BodyFormat, ClientCredentials, EnvelopeSpec, Error, ExposeSecret, Pkce, ProviderSettings,
-    ProviderSpec, RenewalKind, Result, SecretString, SpecProvider, TimeUnit, TokenFieldNames,
+    ClientCredentials, Error, ExposeSecret, ProviderSettings, ProviderSpec, Result, SecretString,
+    SpecProvider, TimeUnit,
 };
 
 use crate::provider::HyperSku;
-use crate::PROVIDER_ID;
 
 /// The documented authorize page (on the app host, not the API host).
 pub const DEFAULT_AUTHORIZE_URL: &str = "https://app.hypersku.com/application/auth";
@@ -195,31 +194,23 @@ impl HyperSkuBuilder {
         self
     }
 
-    /// The [`ProviderSpec`] this configuration amounts to: with the
-    /// defaults, the spec of `examples/providers/hypersku.toml`.
+    /// The [`ProviderSpec`] this configuration amounts to: HyperSKU's
+    /// documented dialect ([`default_spec`](crate::default_spec), the same
+    /// as `examples/providers/hypersku.toml`) with this builder's settings.
     pub fn to_spec(&self) -> Result<ProviderSpec> {
         let names = &self.field_names;
-        let mut spec = ProviderSpec::new(
-            PROVIDER_ID.as_str(),
-            Some(&self.authorize_url),
-            endpoint_url(
-                "HyperSKU's token URL",
-                &self.api_base_url,
-                &self.access_token_path,
-            )?
-            .as_str(),
-        );
-        spec.name = Some("HyperSKU".into());
-        spec.renewal = Some(RenewalKind::RefreshToken);
+        let mut spec = crate::default_spec()?;
         if let Some(authorize) = spec.authorize.as_mut() {
-            authorize.params.client_id = "clientId".into();
-            authorize.params.redirect_uri = "redirectUri".into();
-            authorize.send_response_type = false;
+            authorize.url = self.authorize_url.clone();
             authorize.default_scopes = self.scopes.clone();
-            authorize.scope_required = true;
-            authorize.pkce = Pkce::Off;
         }
         let token = &mut spec.token;
+        token.url = endpoint_url(
+            "HyperSKU's token URL",
+            &self.api_base_url,
+            &self.access_token_path,
+        )?
+        .to_string();
         token.refresh_url = Some(
             endpoint_url(
                 "HyperSKU's refresh URL",
@@ -228,39 +219,23 @@ impl HyperSkuBuilder {
             )?
             .to_string(),
         );
-        token.body = BodyFormat::Json;
-        token.fields = TokenFieldNames::camel_case();
         token.fields.client_id = names.client_id.clone();
         token.fields.client_secret = names.client_secret.clone();
         token.fields.code = names.code.clone();
         token.fields.redirect_uri = names.redirect_uri.clone();
         token.fields.refresh_token = names.refresh_token.clone();
         token.fields.grant_type = names.grant_type.clone().unwrap_or_default();
-        token
-            .secret_headers
-            .insert("Authorization".into(), API_KEY_SECRET.into());
         let response = &mut spec.response;
-        response.access_token = "accessToken".into();
-        response.token_type = "tokenType|token_type".into();
-        response.refresh_token = "refreshToken".into();
-        response.expires_in = "expiresIn".into();
         response.expires_in_unit = match self.expiry_unit {
             ExpiryUnit::Seconds => TimeUnit::Seconds,
             ExpiryUnit::Milliseconds => TimeUnit::Milliseconds,
         };
-        response.refresh_expires_in = Some("refreshTokenExpireIn".into());
-        response.subject = Some("userId".into());
-        let mut envelope = EnvelopeSpec::default();
-        envelope.success = self.success_codes.clone();
-        response.envelope = Some(envelope);
-        for (code, oauth) in [
-            (400, "invalid_request"),
-            (401, "invalid_client"),
-            (500, "server_error"),
-            (503, "temporarily_unavailable"),
-        ] {
-            response.error_codes.insert(code.to_string(), oauth.into());
+        if let Some(envelope) = response.envelope.as_mut() {
+            envelope.success = self.success_codes.clone();
         }
+        response
+            .error_codes
+            .retain(|_, oauth| oauth != "invalid_grant");
         for code in &self.invalid_grant_codes {
             response
                 .error_codes

@@ -31,6 +31,15 @@ pub use provider::HyperSku;
 
 use oauth2_adapters_core::ProviderId;
 
+/// HyperSKU's documented dialect, as data (`spec.toml` in this crate, the
+/// same as `examples/providers/hypersku.toml`): what [`HyperSku`] speaks
+/// with the builder's defaults.
+/// (It always loads: a unit test checks it.)
+pub fn default_spec() -> Result<oauth2_adapters_core::ProviderSpec, oauth2_adapters_core::SpecError>
+{
+    oauth2_adapters_core::ProviderSpec::from_toml(include_str!("../spec.toml"))
+}
+
 /// The id recorded in every HyperSKU token.
 pub static PROVIDER_ID: ProviderId = ProviderId::from_static("hypersku");
 

@@ -246,6 +246,10 @@ pub struct ResponseSpec {
     /// Whether a token must come with HTTP 200 exactly (RFC 6749 §5.1;
     /// default `false`: any 2xx).
     pub status_200_only: bool,
+    /// Whether a token answer whose `Content-Type` is not
+    /// `application/json` is refused (RFC 6749 §5.1; default `false`). A
+    /// missing header is accepted.
+    pub json_content_type_only: bool,
 }
 
 /// A response envelope.
@@ -332,6 +336,7 @@ impl Default for ResponseSpec {
             envelope: None,
             error_codes: BTreeMap::new(),
             status_200_only: false,
+            json_content_type_only: false,
         }
     }
 }

@@ -340,15 +340,12 @@ impl AuthorizationCodeProvider for SpecProvider {
     ) -> Result<Token> {
         let fields = &self.spec.token.fields;
         let code = code.secret().expose_secret();
-        let mut params = vec![
-            (fields.code.clone(), code.to_owned()),
-            (
-                fields.redirect_uri.clone(),
-                pending.redirect_uri().to_owned(),
-            ),
-        ];
+        let mut after_auth = vec![(
+            fields.redirect_uri.clone(),
+            pending.redirect_uri().to_owned(),
+        )];
         if let Some(verifier) = pending.pkce_verifier() {
-            params.push((
+            after_auth.push((
                 fields.code_verifier.clone(),
                 verifier.expose_secret().to_owned(),
             ));
@@ -356,7 +353,8 @@ impl AuthorizationCodeProvider for SpecProvider {
         self.token_request(TokenCall {
             url: &self.endpoints.token,
             grant_type: "authorization_code",
-            params,
+            params: vec![(fields.code.clone(), code.to_owned())],
+            after_auth,
             extra: &self.spec.token.code_params,
             grant_secret: code,
         })
@@ -375,6 +373,7 @@ impl RefreshTokenProvider for SpecProvider {
                 self.spec.token.fields.refresh_token.clone(),
                 refresh_token.to_owned(),
             )],
+            after_auth: Vec::new(),
             extra: &self.spec.token.refresh_params,
             grant_secret: refresh_token,
         })
@@ -400,6 +399,7 @@ impl ClientCredentialsProvider for SpecProvider {
             url: &self.endpoints.token,
             grant_type: "client_credentials",
             params,
+            after_auth: Vec::new(),
             extra: &BTreeMap::new(),
             grant_secret: "",
         })

@@ -18,7 +18,11 @@ use crate::token::Token;
 pub(super) struct TokenCall<'a> {
     pub(super) url: &'a Url,
     pub(super) grant_type: &'static str,
+    /// The grant's own parameters (the code, the refresh token, a scope).
     pub(super) params: Vec<(String, String)>,
+    /// Sent after the client authentication (the redirect URI, the PKCE
+    /// verifier), in the `oauth2` crate's order.
+    pub(super) after_auth: Vec<(String, String)>,
     pub(super) extra: &'a std::collections::BTreeMap<String, String>,
     pub(super) grant_secret: &'a str,
 }
@@ -89,6 +93,7 @@ impl SpecProvider {
             }
             ClientAuthMethod::ClientSecretBasic => {}
         }
+        params.extend(call.after_auth);
         for (name, value) in token.extra_params.iter().chain(call.extra) {
             params.push((name.clone(), value.clone()));
         }

@@ -86,6 +86,9 @@ pub(super) fn read_token(
             "HTTP {status}: a token response must have status 200"
         )));
     }
+    if spec.json_content_type_only && !json.is_json_content_type() {
+        return Err(json.invalid("the token response is not `application/json`"));
+    }
     normalize(provider, json, object, spec, now)
 }
 
@@ -148,12 +151,15 @@ fn normalize(
         now,
     )
     .map_err(invalid)?;
-    let absolute = match &spec.expires_at {
-        Some(path) => number(json, object, path)?
-            .map(|n| n * spec.expires_at_unit.duration().as_secs_f64())
-            .and_then(instant_from_epoch_secs),
-        None => None,
-    };
+    // An absolute expiry that is not a number is ignored, not an error:
+    // the lifetime is the reliable one.
+    let absolute = spec
+        .expires_at
+        .as_ref()
+        .and_then(|path| lookup(object, path))
+        .and_then(|value| optional_number(value.clone()).ok().flatten())
+        .map(|n| n * spec.expires_at_unit.duration().as_secs_f64())
+        .and_then(instant_from_epoch_secs);
     token.expires_at = settle(provider, spec.expiry_precedence, relative, absolute, now);
     if let Some(path) = &spec.refresh_expires_in {
         token.refresh_expires_at =
