@@ -19,7 +19,10 @@ use oauth2_adapters::partner::Partner;
 use oauth2_adapters::testkit::{
     HikeMock, HyperSkuMock, MockConfig, MockError, MockServer, PartnerMock,
 };
-use oauth2_adapters::{ClientCredentials, HttpConfig, ManualClock, ProviderSettings, RetryPolicy};
+use oauth2_adapters::{
+    ClientCredentials, HttpConfig, ManualClock, ProviderSettings, ProviderSpec, RetryPolicy,
+    SpecProvider,
+};
 use url::Url;
 
 /// The instant every fixture's clock starts at (2027-01-15T08:00:00Z).
@@ -86,6 +89,53 @@ pub async fn hypersku_with_retries(retry: RetryPolicy) -> Fixture<HyperSku, Hype
         .settings(context_with_retries(&clock, retry))
         .build()
         .expect("the adapter builds");
+    Fixture {
+        provider,
+        mock,
+        clock,
+    }
+}
+
+/// The spec file of a provider in `examples/providers/`.
+pub fn provider_spec(name: &str) -> ProviderSpec {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/providers")
+        .join(format!("{name}.toml"));
+    ProviderSpec::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A provider made from `examples/providers/<name>.toml` with no code,
+/// against `mock` (the adapter's twin in the behaviour suite).
+pub fn spec_provider(
+    name: &str,
+    mock: &dyn MockServer,
+    clock: &ManualClock,
+    retry: RetryPolicy,
+) -> SpecProvider {
+    SpecProvider::builder(provider_spec(name), credentials(mock))
+        .base_url(mock.base_url().as_str())
+        .settings(context_with_retries(clock, retry))
+        .build()
+        .expect("the spec provider builds")
+}
+
+/// HyperSKU as data (`examples/providers/hypersku.toml`) against its mock.
+pub async fn hypersku_spec() -> Fixture<SpecProvider, HyperSkuMock> {
+    let (clock, config) = clock_and_config();
+    let mock = HyperSkuMock::start(config).await.expect("the mock starts");
+    let provider = spec_provider("hypersku", &mock, &clock, RetryPolicy::never());
+    Fixture {
+        provider,
+        mock,
+        clock,
+    }
+}
+
+/// Hike as data (`examples/providers/hike.toml`) against its mock.
+pub async fn hike_spec() -> Fixture<SpecProvider, HikeMock> {
+    let (clock, config) = clock_and_config();
+    let mock = HikeMock::start(config).await.expect("the mock starts");
+    let provider = spec_provider("hike", &mock, &clock, RetryPolicy::never());
     Fixture {
         provider,
         mock,

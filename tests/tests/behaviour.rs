@@ -6,7 +6,7 @@ use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::testkit::{Fault, MockServer, ResponseStyle};
 use oauth2_adapters::{
     ClientCredentials, ClientCredentialsProvider, Error, ErrorCode, Provider, RefreshPolicy,
-    TransportErrorKind,
+    SpecProvider, TransportErrorKind,
 };
 use oauth2_adapters_tests::code_flow::{self, sign_in};
 use oauth2_adapters_tests::{context, credentials, START_UNIX};
@@ -90,6 +90,56 @@ code_flow_suite!(hike, oauth2_adapters_tests::hike, |fx, secret| {
         .build()
         .unwrap()
 });
+
+// The twins: the same cases against a provider made, with no code, from
+// the spec files in examples/providers/, which must behave identically.
+code_flow_suite!(
+    hypersku_from_spec,
+    oauth2_adapters_tests::hypersku_spec,
+    |fx, secret| {
+        let id = fx.mock.config().client_id.clone();
+        SpecProvider::builder(
+            oauth2_adapters_tests::provider_spec("hypersku"),
+            ClientCredentials::new(id, secret),
+        )
+        .base_url(fx.mock.base_url().as_str())
+        .settings(context(&fx.clock))
+        .build()
+        .unwrap()
+    }
+);
+
+code_flow_suite!(
+    hike_from_spec,
+    oauth2_adapters_tests::hike_spec,
+    |fx, secret| {
+        let id = fx.mock.config().client_id.clone();
+        SpecProvider::builder(
+            oauth2_adapters_tests::provider_spec("hike"),
+            ClientCredentials::new(id, secret),
+        )
+        .base_url(fx.mock.base_url().as_str())
+        .settings(context(&fx.clock))
+        .build()
+        .unwrap()
+    }
+);
+
+#[test]
+fn the_adapters_speak_the_spec_files() {
+    use oauth2_adapters::ClientCredentials as C;
+    let credentials = || C::new("id", "secret");
+    assert_eq!(
+        HyperSku::builder(credentials()).to_spec().unwrap(),
+        oauth2_adapters_tests::provider_spec("hypersku"),
+        "examples/providers/hypersku.toml is HyperSKU's default spec"
+    );
+    assert_eq!(
+        Hike::builder(credentials()).to_spec().unwrap(),
+        oauth2_adapters_tests::provider_spec("hike"),
+        "examples/providers/hike.toml is Hike's default spec"
+    );
+}
 
 mod hypersku_quirks {
     use std::time::Duration;

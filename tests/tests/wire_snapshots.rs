@@ -98,6 +98,30 @@ async fn hike_wire() {
     insta::assert_debug_snapshot!("hike_refreshed_token", snaps.refreshed);
 }
 
+/// The providers made from the spec files send and read exactly what the
+/// adapters do: the same snapshots.
+#[tokio::test]
+async fn hypersku_from_spec_wire() {
+    let fx = oauth2_adapters_tests::hypersku_spec().await;
+    let snaps = code_flow(&fx).await;
+    insta::assert_snapshot!("hypersku_authorize", snaps.authorize);
+    insta::assert_json_snapshot!("hypersku_exchange_request", snaps.exchange);
+    insta::assert_debug_snapshot!("hypersku_token", snaps.token);
+    insta::assert_json_snapshot!("hypersku_refresh_request", snaps.refresh);
+    insta::assert_debug_snapshot!("hypersku_refreshed_token", snaps.refreshed);
+}
+
+#[tokio::test]
+async fn hike_from_spec_wire() {
+    let fx = oauth2_adapters_tests::hike_spec().await;
+    let snaps = code_flow(&fx).await;
+    insta::assert_snapshot!("hike_authorize", snaps.authorize);
+    insta::assert_json_snapshot!("hike_exchange_request", snaps.exchange);
+    insta::assert_debug_snapshot!("hike_token", snaps.token);
+    insta::assert_json_snapshot!("hike_refresh_request", snaps.refresh);
+    insta::assert_debug_snapshot!("hike_refreshed_token", snaps.refreshed);
+}
+
 #[tokio::test]
 async fn partner_wire() {
     let fx = oauth2_adapters_tests::partner().await;
