@@ -449,7 +449,7 @@ mod tests {
     fn pending() -> PendingAuthorization {
         PendingAuthorization::new(
             ProviderId::from_static("test"),
-            Url::parse("http://127.0.0.1/cb").unwrap(),
+            "http://127.0.0.1/cb".to_owned(),
             vec!["all".into()],
             None,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),

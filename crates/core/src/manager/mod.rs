@@ -88,6 +88,20 @@ pub(crate) struct Inner {
     pending_writes: AtomicUsize,
 }
 
+/// What [`TokenManager::disconnect`] did at the provider.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The provider revoked the grant.
+    Revoked,
+    /// The provider has no revocation endpoint: the token was only removed.
+    NotSupported,
+    /// Nothing was stored for the key.
+    NothingStored,
+    /// The revocation request failed (the token was removed all the same).
+    Failed(Error),
+}
+
 /// Hands out valid access tokens for many keys. Cheap to clone (shared state).
 ///
 /// ```no_run
@@ -278,6 +292,35 @@ impl TokenManager {
             self.inner.drop_pending(slot);
         }
         Ok(())
+    }
+
+    /// Disconnects an account: revokes its grant at the provider (RFC 7009,
+    /// when the provider has a revocation endpoint: see
+    /// [`Provider::revoke`](crate::Provider::revoke)), then removes the
+    /// token from the store and the cache. The token is removed even when
+    /// the revocation fails (the result says so): the account is
+    /// disconnected here either way.
+    pub async fn disconnect(&self, key: &TokenKey) -> Result<Revocation> {
+        let revocation = match self.current_token(key).await? {
+            None => Revocation::NothingStored,
+            Some(token) => {
+                let revoked = match self.inner.renewers.get(&key.provider()) {
+                    Some(crate::Renewal::RefreshToken(provider)) => provider.revoke(&token).await,
+                    Some(crate::Renewal::Reacquire(provider)) => provider.revoke(&token).await,
+                    Some(crate::Renewal::Never) | None => Ok(false),
+                };
+                match revoked {
+                    Ok(true) => Revocation::Revoked,
+                    Ok(false) => Revocation::NotSupported,
+                    Err(error) => {
+                        tracing::warn!(token.key = %key, error = %error, "revoking the grant failed; removing the token all the same");
+                        Revocation::Failed(error)
+                    }
+                }
+            }
+        };
+        self.remove(key).await?;
+        Ok(revocation)
     }
 
     /// Receives every [`TokenEvent`] from now on.

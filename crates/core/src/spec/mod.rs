@@ -31,6 +31,8 @@ mod load;
 mod provider;
 mod request;
 mod response;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
