@@ -133,6 +133,29 @@ fn wrap(code: &str) -> String {
     out
 }
 
+/// The docs' `[dependencies]` blocks name what a user adds besides the
+/// facade (tokio and its features): this crate must have exactly those
+/// lines, or it would compile the examples with more than a user has.
+fn check_dependency_lines(source: &str, block: &Block, manifest: &str, problems: &mut Vec<String>) {
+    let manifest_lines: Vec<String> = manifest.lines().map(squash).collect();
+    for line in block.code.lines() {
+        let line = squash(line);
+        if line.starts_with("oauth2-adapters") || !line.contains('=') || line.starts_with('[') {
+            continue; // the facade is a path dependency here, with every feature
+        }
+        if !manifest_lines.contains(&line) {
+            problems.push(format!(
+                "{source}:{}: `{line}` is not in tests/newcomer/Cargo.toml: add it there as the docs say",
+                block.line
+            ));
+        }
+    }
+}
+
+fn squash(line: &str) -> String {
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
@@ -161,6 +184,9 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("docs").display());
     println!("cargo:rerun-if-changed={}", root.join("docs/providers").display());
 
+    let manifest = fs::read_to_string(manifest_dir.join("Cargo.toml")).unwrap();
+    println!("cargo:rerun-if-changed=Cargo.toml");
+
     let blocks_dir = out_dir.join("blocks");
     let _ = fs::remove_dir_all(&blocks_dir);
     fs::create_dir_all(&blocks_dir).unwrap();
@@ -172,6 +198,10 @@ fn main() {
         let text = fs::read_to_string(source).unwrap_or_else(|e| panic!("reading {relative}: {e}"));
         let mut found = 0;
         for block in fenced_blocks(&text) {
+            if block.info == "toml" {
+                check_dependency_lines(&relative, &block, &manifest, &mut problems);
+                continue;
+            }
             if !compiled_by_rustdoc(&block.info) {
                 continue;
             }
