@@ -10,6 +10,10 @@
 //! * a block without `fn main` is wrapped in one; a block ending in `(())`
 //!   in `fn main() { fn _inner() -> Result<(), impl Debug> { … } … }`.
 //!
+//! It also checks that every dependency line of the docs' ```toml blocks
+//! other than the facade's (e.g. `tokio = …` with its features) is in this
+//! crate's Cargo.toml, so the examples are compiled with what a user adds.
+//!
 //! Each module is a file named after its source and line
 //! (`docs__token-manager.md__L9.rs` in `OUT_DIR`), so a compile error points
 //! at the block that broke.
@@ -32,7 +36,9 @@ fn is_rustdoc_word(word: &str) -> bool {
             | "standalone_crate"
     ) || word.starts_with("ignore-")
         || word.starts_with("edition")
-        || (word.starts_with('E') && word.len() > 1 && word[1..].bytes().all(|b| b.is_ascii_digit()))
+        || (word.starts_with('E')
+            && word.len() > 1
+            && word[1..].bytes().all(|b| b.is_ascii_digit()))
 }
 
 struct Block {
@@ -111,8 +117,9 @@ fn unhide(code: &str) -> String {
 /// rustdoc's wrapping: inner attributes first, then the code, in a `main`
 /// unless it has one.
 fn wrap(code: &str) -> String {
-    let (attributes, body): (Vec<&str>, Vec<&str>) =
-        code.lines().partition(|l| l.trim_start().starts_with("#!["));
+    let (attributes, body): (Vec<&str>, Vec<&str>) = code
+        .lines()
+        .partition(|l| l.trim_start().starts_with("#!["));
     let body = body.join("\n");
     let mut out = String::from("#![allow(unused, dead_code, clippy::all)]\n");
     for attribute in attributes {
@@ -182,7 +189,10 @@ fn main() {
     ];
     markdown_files(&root.join("docs"), &mut sources);
     println!("cargo:rerun-if-changed={}", root.join("docs").display());
-    println!("cargo:rerun-if-changed={}", root.join("docs/providers").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("docs/providers").display()
+    );
 
     let manifest = fs::read_to_string(manifest_dir.join("Cargo.toml")).unwrap();
     println!("cargo:rerun-if-changed=Cargo.toml");
@@ -194,7 +204,11 @@ fn main() {
     let mut problems = Vec::new();
     for source in &sources {
         println!("cargo:rerun-if-changed={}", source.display());
-        let relative = source.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let relative = source
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let text = fs::read_to_string(source).unwrap_or_else(|e| panic!("reading {relative}: {e}"));
         let mut found = 0;
         for block in fenced_blocks(&text) {
@@ -218,7 +232,9 @@ fn main() {
             let file_name = format!("{}__L{}.rs", relative.replace('/', "__"), block.line);
             let module = format!(
                 "{}_l{}",
-                relative.replace(|c: char| !c.is_ascii_alphanumeric(), "_").to_lowercase(),
+                relative
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                    .to_lowercase(),
                 block.line
             );
             let path = blocks_dir.join(&file_name);
@@ -232,7 +248,9 @@ fn main() {
             );
         }
         if found == 0 && (relative == "README.md" || relative.ends_with("getting-started.md")) {
-            problems.push(format!("{relative}: no Rust block found (is the extraction broken?)"));
+            problems.push(format!(
+                "{relative}: no Rust block found (is the extraction broken?)"
+            ));
         }
     }
     if !problems.is_empty() {
