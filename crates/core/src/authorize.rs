@@ -4,12 +4,15 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::redact::{excerpt, scrub, CODE_CHARS, MIN_SCRUBBED_VALUE_CHARS};
-use crate::token::{DisplayTime, ProviderId};
+use crate::token::ProviderId;
+
+mod pending;
+
+pub use pending::{InvalidPendingAuthorization, PendingAuthorization, PendingAuthorizationParts};
 
 /// How long a pending authorization stays usable by default (10 minutes,
 /// the lifetime of the providers' authorization codes).
@@ -37,20 +40,8 @@ impl AuthorizeRequest {
     /// an absolute URL without a fragment (RFC 6749 §3.1.2); it is checked,
     /// then sent exactly as given.
     pub fn new(redirect_uri: &str) -> Result<Self> {
-        let parsed = Url::parse(redirect_uri)
-            .map_err(|e| Error::configuration(format!("redirect URI is not a valid URL: {e}")))?;
-        if parsed.fragment().is_some() {
-            return Err(Error::configuration(
-                "redirect URI must not have a fragment (RFC 6749 §3.1.2)",
-            ));
-        }
-        if redirect_uri
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(Error::configuration(
-                "redirect URI must not contain spaces or control characters",
-            ));
+        if let Some(problem) = redirect_uri_problem(redirect_uri) {
+            return Err(Error::configuration(problem));
         }
         Ok(Self {
             redirect_uri: redirect_uri.to_owned(),
@@ -77,6 +68,25 @@ impl AuthorizeRequest {
     }
 }
 
+/// What is wrong with a redirect URI, if anything: it must be an absolute
+/// URL without a fragment (RFC 6749 §3.1.2), spaces or control characters.
+fn redirect_uri_problem(redirect_uri: &str) -> Option<String> {
+    let parsed = match Url::parse(redirect_uri) {
+        Ok(parsed) => parsed,
+        Err(e) => return Some(format!("redirect URI is not a valid URL: {e}")),
+    };
+    if parsed.fragment().is_some() {
+        return Some("redirect URI must not have a fragment (RFC 6749 §3.1.2)".to_owned());
+    }
+    if redirect_uri
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Some("redirect URI must not contain spaces or control characters".to_owned());
+    }
+    None
+}
+
 /// What an adapter needs to build its authorize URL. Made by the core.
 #[derive(Debug)]
 pub struct AuthorizeUrlParams<'a> {
@@ -90,90 +100,6 @@ pub struct AuthorizeUrlParams<'a> {
     pub pkce_challenge: Option<&'a oauth2::PkceCodeChallenge>,
     /// The request's extra parameters ([`AuthorizeRequest::with_param`]).
     pub extra_params: &'a [(String, String)],
-}
-
-/// What the application keeps between the redirect and the callback:
-/// the state, the redirect URI, the PKCE verifier and when it was made.
-///
-/// It is consumed by the callback, and it is not `Clone`, so a state can be
-/// used once only:
-///
-/// ```compile_fail
-/// # fn reuse(pending: oauth2_adapters::PendingAuthorization) {
-/// let copy = pending.clone(); // PendingAuthorization is not Clone
-/// # }
-/// ```
-pub struct PendingAuthorization {
-    provider: ProviderId,
-    state: SecretString,
-    redirect_uri: String,
-    scopes: Vec<String>,
-    pkce_verifier: Option<SecretString>,
-    created_at: SystemTime,
-}
-
-impl PendingAuthorization {
-    /// Makes a pending authorization with a fresh random state.
-    pub(crate) fn new(
-        provider: ProviderId,
-        redirect_uri: String,
-        scopes: Vec<String>,
-        pkce_verifier: Option<SecretString>,
-        created_at: SystemTime,
-    ) -> Self {
-        Self {
-            provider,
-            state: SecretString::from(oauth2::CsrfToken::new_random().into_secret()),
-            redirect_uri,
-            scopes,
-            pkce_verifier,
-            created_at,
-        }
-    }
-
-    /// The provider it was made for.
-    pub fn provider(&self) -> &ProviderId {
-        &self.provider
-    }
-
-    /// The state sent to the provider.
-    pub fn state(&self) -> &SecretString {
-        &self.state
-    }
-
-    /// The redirect URI sent to the provider, exactly as given (the
-    /// exchange must send it again, byte for byte).
-    pub fn redirect_uri(&self) -> &str {
-        &self.redirect_uri
-    }
-
-    /// The scopes asked for.
-    pub fn scopes(&self) -> &[String] {
-        &self.scopes
-    }
-
-    /// The PKCE verifier, when PKCE is used.
-    pub fn pkce_verifier(&self) -> Option<&SecretString> {
-        self.pkce_verifier.as_ref()
-    }
-
-    /// When it was made.
-    pub fn created_at(&self) -> SystemTime {
-        self.created_at
-    }
-}
-
-impl fmt::Debug for PendingAuthorization {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingAuthorization")
-            .field("provider", &self.provider)
-            .field("state", &"[redacted]")
-            .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
-            .field("pkce", &self.pkce_verifier.is_some())
-            .field("created_at", &DisplayTime(self.created_at))
-            .finish()
-    }
 }
 
 /// The parameters of the provider's redirect back to the application.
@@ -322,7 +248,9 @@ impl fmt::Debug for VerifiedCode {
 ///    is a [`Error::StateMismatch`]), but a missing one is accepted, since
 ///    providers (Hike) omit it on a denial; `access_denied` has its own
 ///    variant; an empty `error` is an [`Error::InvalidCallback`];
-/// 2. the pending authorization's age;
+/// 2. the pending authorization's age (how far `now` is from its
+///    creation, either way: one made "in the future" by more than `max_age`
+///    is refused too, so an altered `created_at` cannot make it last);
 /// 3. the `state` (compared in constant time);
 /// 4. the `code`: present, not blank, without control characters.
 ///
@@ -334,18 +262,17 @@ pub(crate) fn verify_callback(
     now: SystemTime,
     max_age: Duration,
 ) -> Result<VerifiedCode> {
-    let expected = pending.state.expose_secret();
-    let state_matches = params
-        .state
-        .as_deref()
-        .is_some_and(|got| bool::from(got.as_bytes().ct_eq(expected.as_bytes())));
+    let expected = pending.state().expose_secret();
+    let state_matches = pending.state_matches(&params);
     if let Some(error) = &params.error {
         if params.state.is_some() && !state_matches {
             return Err(Error::StateMismatch);
         }
         return Err(callback_error(error, &params, expected));
     }
-    let age = now.duration_since(pending.created_at).unwrap_or_default();
+    let age = now
+        .duration_since(pending.created_at())
+        .unwrap_or_else(|ahead| ahead.duration());
     if age > max_age {
         return Err(Error::AuthorizationExpired { age, max_age });
     }
@@ -404,14 +331,14 @@ pub mod fuzzing {
     /// A pending authorization for `provider` with [`STATE`], made at a
     /// fixed instant, for fuzzing the exchange of a verified code.
     pub(crate) fn pending(provider: ProviderId, verifier: Option<&str>) -> PendingAuthorization {
-        PendingAuthorization {
+        PendingAuthorization::from_trusted_parts(PendingAuthorizationParts {
             provider,
             state: SecretString::from(STATE),
             redirect_uri: "https://app.example/callback".to_owned(),
             scopes: vec!["all".to_owned()],
             pkce_verifier: verifier.map(SecretString::from),
             created_at: SystemTime::UNIX_EPOCH + Duration::from_secs(CREATED_SECS),
-        }
+        })
     }
 
     /// A code as if it had passed verification (crate-internal: the fuzz
@@ -437,7 +364,7 @@ pub mod fuzzing {
 
     fn verify(params: CallbackParams, age_secs: u64) -> Result<()> {
         let pending = pending(ProviderId::from_static("fuzz"), None);
-        let now = pending.created_at + Duration::from_secs(age_secs);
+        let now = pending.created_at() + Duration::from_secs(age_secs);
         verify_callback(params, &pending, now, DEFAULT_PENDING_MAX_AGE).map(|_| ())
     }
 }
@@ -511,6 +438,19 @@ mod tests {
         let err =
             verify_callback(params, &p, at(1_000 + 601), DEFAULT_PENDING_MAX_AGE).unwrap_err();
         assert!(matches!(err, Error::AuthorizationExpired { .. }));
+    }
+
+    #[test]
+    fn one_made_too_far_in_the_future_is_rejected_too() {
+        let p = pending();
+        // A little clock skew between servers is fine…
+        let params = CallbackParams::from_query(&query_for(&p, "c")).unwrap();
+        assert!(verify_callback(params, &p, at(1_000 - 5), DEFAULT_PENDING_MAX_AGE).is_ok());
+        // …but not a creation time past the maximum age ahead.
+        let params = CallbackParams::from_query(&query_for(&p, "c")).unwrap();
+        let err =
+            verify_callback(params, &p, at(1_000 - 601), DEFAULT_PENDING_MAX_AGE).unwrap_err();
+        assert!(matches!(err, Error::AuthorizationExpired { .. }), "{err:?}");
     }
 
     #[test]

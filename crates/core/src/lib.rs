@@ -17,7 +17,10 @@ pub mod store;
 mod token;
 mod wire;
 
-pub use authorize::{AuthorizeRequest, CallbackParams, PendingAuthorization};
+pub use authorize::{
+    AuthorizeRequest, CallbackParams, InvalidPendingAuthorization, PendingAuthorization,
+    PendingAuthorizationParts,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{
     DeferredReason, Error, ErrorCode, ReauthorizationReason, Result, TransportErrorKind,
