@@ -145,8 +145,8 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route(AUTHORIZE_PATH, get(authorize))
         .route(TOKEN_PATH, post(token))
         .merge(api::routes(ApiProfile {
-            realm: PROVIDER,
-            subject: STORE_ID,
+            realm: PROVIDER.into(),
+            subject: STORE_ID.into(),
         }))
         .with_state(shared)
 }
@@ -195,6 +195,7 @@ async fn authorize(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery)
         redirect_uri,
         scope,
         state,
+        pkce: None,
     };
     consent::decide(&shared, &params, request)
 }

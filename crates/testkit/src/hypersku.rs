@@ -146,8 +146,8 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route(TOKEN_PATH, post(access_token))
         .route(REFRESH_PATH, post(refresh_token))
         .merge(api::routes(ApiProfile {
-            realm: PROVIDER,
-            subject: USER_ID,
+            realm: PROVIDER.into(),
+            subject: USER_ID.into(),
         }))
         .with_state(shared)
 }
@@ -198,6 +198,7 @@ async fn authorize(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery)
         redirect_uri,
         scope,
         state,
+        pkce: None,
     };
     consent::decide(&shared, &params, request)
 }

@@ -1,4 +1,5 @@
-//! Mock HyperSKU, Hike and partner OAuth2 servers for tests and examples.
+//! Mock HyperSKU, Hike and partner OAuth2 servers, and a mock of any
+//! provider spec, for tests and examples.
 //!
 //! Each mock is an [axum] server bound to `127.0.0.1` on a free port,
 //! started in-process on the current tokio runtime. It follows its
@@ -12,6 +13,7 @@
 //! | [`HyperSkuMock`] | authorization code + refresh, camelCase JSON | [`hypersku`] |
 //! | [`HikeMock`] | RFC 6749 authorization code + refresh, form-encoded | [`hike`] |
 //! | [`PartnerMock`] | client credentials, JSON, JWT access token, no refresh | [`partner`] |
+//! | [`SpecMock`] | whatever a [`ProviderSpec`](oauth2_adapters_core::ProviderSpec) says: names, bodies, client authentication, PKCE, rotation, envelopes, revocation | [`spec`] |
 //!
 //! Point an adapter at [`MockServer::base_url`], drive the authorize step
 //! without a browser with `approve` / `deny` (they return the callback URL
@@ -84,6 +86,7 @@ pub mod hike;
 pub mod hypersku;
 pub mod partner;
 pub mod proxy;
+pub mod spec;
 
 pub use common::{
     Fault, MockConfig, MockError, MockServer, RecordedRequest, ResponseStyle, Rotation,
@@ -92,3 +95,4 @@ pub use hike::HikeMock;
 pub use hypersku::HyperSkuMock;
 pub use partner::PartnerMock;
 pub use proxy::{FaultProxy, ProxyMode, ProxyStats, ProxyUrlError};
+pub use spec::SpecMock;

@@ -128,8 +128,8 @@ fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(TOKEN_PATH, post(token))
         .merge(api::routes(ApiProfile {
-            realm: PROVIDER,
-            subject: USER_ID,
+            realm: PROVIDER.into(),
+            subject: USER_ID.into(),
         }))
         .with_state(shared)
 }

@@ -170,6 +170,9 @@ impl ProviderSpec {
                 path_field(&format!("response.{field}"), path)?;
             }
         }
+        for kind in &r.bearer_token_types {
+            name_field("response.bearer_token_types", kind)?;
+        }
         if let Some(separator) = &r.scope_separator {
             non_empty("response.scope_separator", separator)?;
         }

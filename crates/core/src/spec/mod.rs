@@ -219,6 +219,10 @@ pub struct ResponseSpec {
     pub token_type: String,
     /// Whether a missing token type is refused (default `false`: Bearer).
     pub token_type_required: bool,
+    /// Other token type values the provider sends for tokens that are
+    /// used as Bearer tokens (Slack's `bot` and `user`); `Bearer`, in any
+    /// case, is always accepted.
+    pub bearer_token_types: Vec<String>,
     /// The refresh token (default `refresh_token`).
     pub refresh_token: String,
     /// The access token's lifetime (default `expires_in`).
@@ -325,6 +329,7 @@ impl Default for ResponseSpec {
             access_token: "access_token".into(),
             token_type: "token_type".into(),
             token_type_required: false,
+            bearer_token_types: Vec::new(),
             refresh_token: "refresh_token".into(),
             expires_in: "expires_in".into(),
             expires_in_unit: TimeUnit::Seconds,

@@ -140,7 +140,14 @@ impl SpecProvider {
         let mut request = self.settings.http.reqwest().post(url.clone());
         match self.spec.token.client_auth {
             super::ClientAuthMethod::ClientSecretBasic => {
-                request = request.basic_auth(&self.credentials.client_id, Some(secret));
+                // RFC 6749 §2.3.1, as at the token endpoint: both parts
+                // form-encoded before Basic.
+                let id: String =
+                    url::form_urlencoded::byte_serialize(self.credentials.client_id.as_bytes())
+                        .collect();
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+                request = request.basic_auth(id, Some(encoded));
             }
             super::ClientAuthMethod::ClientSecretPost => {
                 params.push((fields.client_id.clone(), self.credentials.client_id.clone()));

@@ -103,9 +103,16 @@ impl SpecProvider {
             .reqwest()
             .post(call.url.clone())
             .header(reqwest::header::ACCEPT, "application/json");
+        // The spec's headers replace the defaults (GitHub's `Accept` is not
+        // sent twice).
+        let mut fixed = http::HeaderMap::new();
         for (name, value) in &token.headers {
-            request = request.header(name.as_str(), value.as_str());
+            let invalid = || Error::configuration(format!("the token header `{name}` is invalid"));
+            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+            let value = http::HeaderValue::from_str(value).map_err(|_| invalid())?;
+            fixed.append(name, value);
         }
+        request = request.headers(fixed);
         for (name, secret_name) in &token.secret_headers {
             if let Some(value) = self.secrets.get(secret_name) {
                 let mut value =

@@ -113,6 +113,11 @@ fn normalize(
     };
     check_access_token(&name(&spec.access_token), &access).map_err(invalid)?;
     match lookup(object, &spec.token_type) {
+        Some(Value::String(kind))
+            if spec
+                .bearer_token_types
+                .iter()
+                .any(|bearer| bearer.eq_ignore_ascii_case(kind)) => {}
         Some(Value::String(kind)) => {
             check_bearer(&name(&spec.token_type), Some(kind)).map_err(invalid)?
         }

@@ -46,20 +46,21 @@ pub(crate) const ECHO_PATH: &str = "/api/v1/echo";
 
 /// What a mock's API says about itself: the `realm` of its challenges and
 /// the `subject` every token belongs to.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ApiProfile {
-    pub(crate) realm: &'static str,
-    pub(crate) subject: &'static str,
+    pub(crate) realm: Arc<str>,
+    pub(crate) subject: Arc<str>,
 }
 
 /// The API routes, for a mock's router.
 pub(crate) fn routes(profile: ApiProfile) -> Router<Arc<Shared>> {
+    let echo_profile = profile.clone();
     Router::new()
         .route(
             ME_PATH,
             get(
                 move |State(shared): State<Arc<Shared>>, headers: HeaderMap| async move {
-                    me(&shared, &headers, profile)
+                    me(&shared, &headers, &profile)
                 },
             ),
         )
@@ -67,34 +68,34 @@ pub(crate) fn routes(profile: ApiProfile) -> Router<Arc<Shared>> {
             ECHO_PATH,
             post(
                 move |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes| async move {
-                    echo(&shared, &headers, &body, profile)
+                    echo(&shared, &headers, &body, &echo_profile)
                 },
             ),
         )
 }
 
-fn me(shared: &Shared, headers: &HeaderMap, profile: ApiProfile) -> Response {
+fn me(shared: &Shared, headers: &HeaderMap, profile: &ApiProfile) -> Response {
     match authenticate(shared, headers) {
         Ok(scope) => json_response(
             StatusCode::OK,
             &json!({
-                "subject": profile.subject,
+                "subject": &*profile.subject,
                 "client_id": shared.config.client_id,
                 "scopes": scope.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
             }),
         ),
-        Err(refusal) => refusal.into_response(profile.realm),
+        Err(refusal) => refusal.into_response(&profile.realm),
     }
 }
 
-fn echo(shared: &Shared, headers: &HeaderMap, body: &[u8], profile: ApiProfile) -> Response {
+fn echo(shared: &Shared, headers: &HeaderMap, body: &[u8], profile: &ApiProfile) -> Response {
     if let Err(refusal) = authenticate(shared, headers) {
-        return refusal.into_response(profile.realm);
+        return refusal.into_response(&profile.realm);
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(body) => json_response(
             StatusCode::OK,
-            &json!({"subject": profile.subject, "echo": body}),
+            &json!({"subject": &*profile.subject, "echo": body}),
         ),
         Err(e) => error_body(
             StatusCode::BAD_REQUEST,
@@ -242,6 +243,14 @@ impl AccessTokens {
             .filter(|grant| grant.family == Some(family) && !grant.revoked)
             .map(|grant| grant.revoked = true)
             .count()
+    }
+
+    /// Revokes one access token; returns whether it was known.
+    pub(crate) fn revoke(&mut self, token: &str) -> bool {
+        self.tokens
+            .get_mut(token)
+            .map(|grant| grant.revoked = true)
+            .is_some()
     }
 
     /// Revokes every access token issued so far; returns how many were

@@ -5,6 +5,7 @@ use axum::response::{Html, IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use url::Url;
 
+use super::grants::PkceChallenge;
 use super::http::Params;
 use super::server::{MockCore, Shared};
 use super::MockError;
@@ -20,6 +21,8 @@ pub(crate) struct AuthorizeRequest<'a> {
     pub(crate) redirect_uri: &'a str,
     pub(crate) scope: &'a str,
     pub(crate) state: Option<&'a str>,
+    /// The PKCE challenge the code is bound to, when the mock checks PKCE.
+    pub(crate) pkce: Option<&'a PkceChallenge>,
 }
 
 /// Answers a validated authorization request: the consent page without a
@@ -34,6 +37,7 @@ pub(crate) fn decide(shared: &Shared, params: &Params, request: AuthorizeRequest
                 request.client_id,
                 request.redirect_uri,
                 request.scope,
+                request.pkce.cloned(),
                 now,
             );
             redirect_to_client(&request, &[("code", &code)])

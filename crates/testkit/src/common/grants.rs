@@ -10,7 +10,8 @@ use super::http::random_string;
 /// How long an authorization code can be exchanged.
 pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
-/// An authorization code, bound to the client and redirect URI it was issued for.
+/// An authorization code, bound to the client and redirect URI it was
+/// issued for, and to the PKCE challenge of its authorization request.
 #[derive(Debug, Clone)]
 pub(crate) struct CodeGrant {
     pub(crate) client_id: String,
@@ -18,6 +19,50 @@ pub(crate) struct CodeGrant {
     pub(crate) scope: String,
     pub(crate) issued_at: SystemTime,
     pub(crate) used: bool,
+    pub(crate) pkce: Option<PkceChallenge>,
+}
+
+/// A PKCE code challenge method (RFC 7636 §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PkceMethod {
+    /// `BASE64URL(SHA256(verifier)) == challenge`.
+    S256,
+    /// `verifier == challenge`.
+    Plain,
+}
+
+/// The PKCE challenge an authorization request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PkceChallenge {
+    pub(crate) challenge: String,
+    pub(crate) method: PkceMethod,
+}
+
+impl PkceChallenge {
+    /// Whether `verifier` answers this challenge (RFC 7636 §4.6). A
+    /// verifier that is not 43 to 128 unreserved characters (§4.1) never does.
+    pub(crate) fn verify(&self, verifier: &str) -> bool {
+        if !is_pkce_value(verifier) {
+            return false;
+        }
+        match self.method {
+            PkceMethod::Plain => verifier == self.challenge,
+            PkceMethod::S256 => {
+                let verifier = oauth2::PkceCodeVerifier::new(verifier.to_owned());
+                let computed = oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier);
+                computed.as_str() == self.challenge
+            }
+        }
+    }
+}
+
+/// 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`
+/// (RFC 7636 §4.1 for verifiers, §4.2 for challenges).
+pub(crate) fn is_pkce_value(value: &str) -> bool {
+    (43..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// The chain of refresh tokens (and their access tokens) descended from one
@@ -92,6 +137,10 @@ pub(crate) enum GrantError {
     Expired,
     ClientMismatch,
     RedirectMismatch,
+    /// PKCE: no verifier for a code issued with a challenge.
+    VerifierMissing,
+    /// PKCE: the verifier does not answer the code's challenge.
+    VerifierMismatch,
 }
 
 impl fmt::Display for GrantError {
@@ -103,6 +152,10 @@ impl fmt::Display for GrantError {
             GrantError::Expired => "grant expired",
             GrantError::ClientMismatch => "grant was issued to another client",
             GrantError::RedirectMismatch => "redirect URI does not match the authorization request",
+            GrantError::VerifierMissing => {
+                "the code was issued with a PKCE challenge: code_verifier is required"
+            }
+            GrantError::VerifierMismatch => "the code_verifier does not match the PKCE challenge",
         })
     }
 }
@@ -150,12 +203,14 @@ impl fmt::Debug for Grants {
 }
 
 impl Grants {
-    /// Issues a fresh single-use authorization code.
+    /// Issues a fresh single-use authorization code, bound to `pkce` when
+    /// the authorization request carried a challenge.
     pub(crate) fn issue_code(
         &mut self,
         client_id: &str,
         redirect_uri: &str,
         scope: &str,
+        pkce: Option<PkceChallenge>,
         now: SystemTime,
     ) -> String {
         let code = random_string(24);
@@ -167,6 +222,7 @@ impl Grants {
                 scope: scope.to_owned(),
                 issued_at: now,
                 used: false,
+                pkce,
             },
         );
         code
@@ -175,12 +231,27 @@ impl Grants {
     /// Redeems `code`: it must exist, be unused, younger than
     /// [`CODE_LIFETIME`] and bound to `client_id` and `redirect_uri`. On
     /// success the code is spent. A redirect or client mismatch leaves the
-    /// code usable.
+    /// code usable. PKCE is not checked (see [`Grants::redeem_code_with`]).
     pub(crate) fn redeem_code(
         &mut self,
         code: &str,
         client_id: &str,
         redirect_uri: &str,
+        now: SystemTime,
+    ) -> Result<CodeGrant, GrantError> {
+        self.redeem_code_with(code, client_id, redirect_uri, None, now)
+    }
+
+    /// Like [`Grants::redeem_code`], and when `verifier` is `Some` (the
+    /// mock checks PKCE) a code issued with a challenge needs a verifier
+    /// (`Some(Some(..))`) that answers it. A PKCE failure, like a redirect
+    /// mismatch, leaves the code usable.
+    pub(crate) fn redeem_code_with(
+        &mut self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifier: Option<Option<&str>>,
         now: SystemTime,
     ) -> Result<CodeGrant, GrantError> {
         let grant = self.codes.get_mut(code).ok_or(GrantError::Unknown)?;
@@ -195,6 +266,15 @@ impl Grants {
         }
         if grant.redirect_uri != redirect_uri {
             return Err(GrantError::RedirectMismatch);
+        }
+        if let (Some(verifier), Some(challenge)) = (verifier, &grant.pkce) {
+            match verifier {
+                None => return Err(GrantError::VerifierMissing),
+                Some(verifier) if !challenge.verify(verifier) => {
+                    return Err(GrantError::VerifierMismatch)
+                }
+                Some(_) => {}
+            }
         }
         grant.used = true;
         Ok(grant.clone())
@@ -229,10 +309,79 @@ impl Grants {
         refresh_lifetime: Duration,
     ) -> Result<(IssuedTokens, String), GrantError> {
         let grant = self.redeem_code(code, client_id, redirect_uri, now)?;
+        Ok(self.start_family(grant, prefix, now, refresh_lifetime))
+    }
+
+    /// Issues the first pair of a new family for a redeemed code. Returns
+    /// the tokens and the granted scope.
+    pub(crate) fn start_family(
+        &mut self,
+        grant: CodeGrant,
+        prefix: &str,
+        now: SystemTime,
+        refresh_lifetime: Duration,
+    ) -> (IssuedTokens, String) {
         self.families += 1;
         let family = self.families;
         let tokens = self.issue_pair(prefix, &grant.scope, family, now, refresh_lifetime);
-        Ok((tokens, grant.scope))
+        (tokens, grant.scope)
+    }
+
+    /// A refresh without rotation: `refresh_token` must be live (known,
+    /// unspent, unrevoked, unexpired) and stays so; a new access token is
+    /// issued in its family. Returns it and the scope.
+    pub(crate) fn refresh_in_place(
+        &mut self,
+        refresh_token: &str,
+        prefix: &str,
+        now: SystemTime,
+    ) -> Result<(String, String), GrantError> {
+        let grant = self
+            .refresh_tokens
+            .get(refresh_token)
+            .ok_or(GrantError::Unknown)?;
+        if grant.spent {
+            return Err(GrantError::AlreadyUsed);
+        }
+        if grant.revoked {
+            return Err(GrantError::Revoked);
+        }
+        if now >= grant.expires_at {
+            return Err(GrantError::Expired);
+        }
+        let (scope, family) = (grant.scope.clone(), grant.family);
+        let access_token = self.issue_access_token(prefix);
+        self.access_tokens
+            .record(&access_token, &scope, now, Some(family));
+        Ok((access_token, scope))
+    }
+
+    /// Issues an access token without a refresh token or family (the
+    /// client credentials grant).
+    pub(crate) fn issue_client_token(
+        &mut self,
+        prefix: &str,
+        scope: &str,
+        now: SystemTime,
+    ) -> String {
+        let access_token = self.issue_access_token(prefix);
+        self.access_tokens.record(&access_token, scope, now, None);
+        access_token
+    }
+
+    /// RFC 7009: revokes a refresh token with its whole family (RFC 7009
+    /// §2.1: every token of the same grant), or one access token. Returns
+    /// whether the token was known; an unknown one changes nothing.
+    pub(crate) fn revoke_token(&mut self, token: &str) -> bool {
+        if let Some(grant) = self.refresh_tokens.get(token) {
+            let family = grant.family;
+            self.revoke_family(family);
+            if let Some(grant) = self.refresh_tokens.get_mut(token) {
+                grant.revoked = true;
+            }
+            return true;
+        }
+        self.access_tokens.revoke(token)
     }
 
     /// Rotates `refresh_token`: spends it (see
@@ -387,7 +536,7 @@ mod tests {
         let day = Duration::from_secs(86_400);
         let mut grants = Grants::default();
         for on_reuse in [OnReuse::Refuse, OnReuse::RevokeFamily] {
-            let code = grants.issue_code("c", "r", "all", now);
+            let code = grants.issue_code("c", "r", "all", None, now);
             let (first, _) = grants
                 .exchange_code(&code, "c", "r", "t", now, day)
                 .unwrap();

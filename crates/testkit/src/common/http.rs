@@ -52,6 +52,16 @@ impl Params {
         }
     }
 
+    /// Parameters from already decoded pairs (a JSON body's fields).
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self { pairs }
+    }
+
+    /// Every pair, in order.
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// The first value of `name`; an empty value counts as absent.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs

@@ -40,6 +40,11 @@ pub enum MockError {
     /// The `Location` header was not a valid absolute URL.
     #[error("the authorize endpoint redirected to an invalid location: {0}")]
     BadLocation(String),
+    /// The spec given to [`SpecMock::start`](crate::SpecMock::start) cannot
+    /// be served (it does not validate, two endpoints share a path, or it
+    /// has no authorize endpoint to approve at).
+    #[error("the provider spec cannot be served: {0}")]
+    InvalidSpec(String),
     /// The URL given to `approve` / `deny` does not point at this mock's
     /// authorize endpoint.
     #[error("the authorize URL {got} does not point at the mock's authorize endpoint {expected}")]

@@ -33,7 +33,7 @@ pub(crate) struct State {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: MockConfig,
-    token_paths: &'static [&'static str],
+    token_paths: Vec<String>,
     state: Mutex<State>,
 }
 
@@ -64,7 +64,7 @@ impl Shared {
     /// Pops the next queued fault if `path` is a token endpoint and the
     /// fault is a wire fault.
     pub(crate) fn pop_wire_fault(&self, path: &str) -> Option<Fault> {
-        if !self.token_paths.contains(&path) {
+        if !self.token_paths.iter().any(|p| p == path) {
             return None;
         }
         let mut state = self.lock();
@@ -104,12 +104,12 @@ impl MockCore {
     /// the current tokio runtime.
     pub(crate) async fn start(
         config: MockConfig,
-        token_paths: &'static [&'static str],
+        token_paths: &[&str],
         routes: impl FnOnce(Arc<Shared>) -> Router,
     ) -> Result<Arc<Self>, MockError> {
         let shared = Arc::new(Shared {
             config,
-            token_paths,
+            token_paths: token_paths.iter().map(|p| (*p).to_owned()).collect(),
             state: Mutex::new(State::default()),
         });
         let router = routes(Arc::clone(&shared))
@@ -185,12 +185,12 @@ impl MockCore {
     }
 
     pub(crate) fn token_requests(&self) -> Vec<RecordedRequest> {
-        let paths = self.shared.token_paths;
+        let paths = &self.shared.token_paths;
         self.shared
             .lock()
             .requests
             .iter()
-            .filter(|r| paths.contains(&r.path.as_str()))
+            .filter(|r| paths.contains(&r.path))
             .cloned()
             .collect()
     }
