@@ -6,20 +6,28 @@
 //!
 //! * `GET /` lists the connected accounts (provider, subject, scopes,
 //!   expiry: never a secret) under **Connect HyperSKU** / **Connect Hike**.
-//! * A Connect button calls the adapter's `authorize()`, keeps the
-//!   [`PendingAuthorization`](oauth2_adapters::PendingAuthorization) on the
-//!   server under a random session id carried by an `HttpOnly`,
-//!   `SameSite=Lax` cookie (bounded in count and age), and redirects to the
-//!   provider.
-//! * `/callback/{provider}` takes the pending authorization out (single
-//!   use), calls `handle_callback`, stores the token through the
-//!   [`TokenManager`] in a SQLite file, and redirects home. A denial, a
-//!   tampered state or an expired sign-in ends on a clear message page.
+//! * A Connect button (a form `POST`, accepted only from the app's own
+//!   origin) calls the adapter's `authorize()`, keeps the
+//!   [`PendingAuthorization`](oauth2_adapters::PendingAuthorization) in the
+//!   browser's session ([`tower_sessions`], rows in a SQLite file; the
+//!   cookie holds only the session id, `HttpOnly`, `SameSite=Lax`, `Secure`
+//!   over https) under a new session id, and redirects to the provider.
+//! * `/callback/{provider}` reads the pending authorization, takes it out
+//!   of the session only if the callback carries its state (so a forged
+//!   link cannot cancel it), calls `handle_callback`, stores the token
+//!   through the [`TokenManager`] in a SQLite file, and redirects home. A
+//!   denial, a tampered state or an expired sign-in ends on a clear
+//!   message page.
+//!
+//! Several instances that share the session file, the token file, the
+//! public URL and the providers serve the same sign-ins: one behind a load
+//! balancer may start a sign-in and another complete it.
 //!
 //! By default the testkit's HyperSKU and Hike mocks run on 127.0.0.1, their
 //! consent pages standing in for the providers' sign-in.
 
 mod accounts;
+mod guard;
 mod options;
 mod pages;
 mod problems;
@@ -39,7 +47,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
 
-pub use options::{Command, Options, DEFAULT_PORT, USAGE};
+pub use options::{Command, Options, ProviderChoice, DEFAULT_PORT, USAGE};
 pub use providers::Mocks;
 
 use crate::BoxError;
@@ -47,50 +55,67 @@ use crate::BoxError;
 /// How long [`ConnectApp::shutdown`] lets open connections finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The running app: its URL, its token store and, by default, the mock
-/// providers. Dropping it stops the server (and the mocks).
+/// The running app: its URLs, its token and session files and, by
+/// default, the mock providers. Dropping it stops the server (and the mocks).
 pub struct ConnectApp {
     url: Url,
+    local_url: Url,
     redirect_uris: Vec<(&'static str, Url)>,
     db_path: PathBuf,
+    sessions_path: PathBuf,
     store: Arc<dyn TokenStore>,
     manager: TokenManager,
     mocks: Option<Mocks>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
+    session_cleanup: JoinHandle<()>,
     // Last: removed after everything that uses the database file.
     _temp_dir: Option<tempfile::TempDir>,
 }
 
 impl ConnectApp {
-    /// Binds `127.0.0.1:<port>`, starts the providers (the mocks, or the
-    /// real ones with `options.real`), opens the store and serves the app.
+    /// Binds `127.0.0.1:<port>`, starts the providers (the mocks, the
+    /// mocks of another instance, or the real ones), opens the token and
+    /// session stores and serves the app.
     pub async fn start(options: Options) -> Result<Self, BoxError> {
         let listener = TcpListener::bind(("127.0.0.1", options.port))
             .await
             .map_err(|e| format!("could not listen on 127.0.0.1:{}: {e}", options.port))?;
-        let url = Url::parse(&format!(
-            "http://127.0.0.1:{}/",
-            listener.local_addr()?.port()
-        ))?;
+        let served_by = format!("127.0.0.1:{}", listener.local_addr()?.port());
+        let local_url = Url::parse(&format!("http://{served_by}/"))?;
+        let url = options.public_url.unwrap_or_else(|| local_url.clone());
 
-        let (providers, mocks) = if options.real {
-            (providers::real(&url)?, None)
-        } else {
-            let (providers, mocks) = providers::sandbox(&url, &options.app_name).await?;
-            (providers, Some(mocks))
-        };
-
-        let (db_path, temp_dir) = match options.db {
-            Some(path) => (path, None),
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("oauth2-adapters-connect-")
-                    .tempdir()?;
-                (dir.path().join("tokens.sqlite"), Some(dir))
+        let (providers, mocks) = match &options.providers {
+            ProviderChoice::StartMocks => {
+                let (providers, mocks) = providers::sandbox(&url, &options.app_name).await?;
+                (providers, Some(mocks))
             }
+            ProviderChoice::MocksAt { hypersku, hike } => {
+                (providers::at_mocks(&url, hypersku, hike)?, None)
+            }
+            ProviderChoice::Real => (providers::real(&url)?, None),
         };
+
+        let temp_dir = if options.db.is_none() || options.sessions.is_none() {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("oauth2-adapters-connect-")
+                    .tempdir()?,
+            )
+        } else {
+            None
+        };
+        let in_temp = |name: &str| temp_dir.as_ref().map(|dir| dir.path().join(name));
+        let db_path = options
+            .db
+            .or_else(|| in_temp("tokens.sqlite"))
+            .ok_or("no token file")?;
+        let sessions_path = options
+            .sessions
+            .or_else(|| in_temp("sessions.sqlite"))
+            .ok_or("no session file")?;
         let store: Arc<dyn TokenStore> = Arc::new(SqliteStore::open(&db_path).await?);
+        let sessions = session::open_store(&sessions_path).await?;
         let manager = providers
             .iter()
             .fold(TokenManager::builder().store(store.clone()), |b, p| {
@@ -102,17 +127,20 @@ impl ConnectApp {
             .iter()
             .map(|p| (p.name, p.redirect_uri.clone()))
             .collect();
+        let secure_cookies = url.scheme() == "https";
         let state = Arc::new(routes::AppState {
             app_name: options.app_name,
             providers,
-            sessions: session::PendingSignIns::default(),
             manager: manager.clone(),
             store: store.clone(),
-            secure_cookies: url.scheme() == "https",
+            origin: url.origin().ascii_serialization(),
+            served_by,
         });
+        let session_cleanup = tokio::spawn(session::delete_expired_forever(sessions.clone()));
+        let app = routes::router(state, sessions, secure_cookies);
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let served = axum::serve(listener, routes::router(state))
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
@@ -123,20 +151,30 @@ impl ConnectApp {
         });
         Ok(Self {
             url,
+            local_url,
             redirect_uris,
             db_path,
+            sessions_path,
             store,
             manager,
             mocks,
             stop: Some(stop),
             server,
+            session_cleanup,
             _temp_dir: temp_dir,
         })
     }
 
-    /// The app's home page, `http://127.0.0.1:PORT/`.
+    /// The app's home page as browsers reach it: the public URL
+    /// (`http://127.0.0.1:PORT/` unless one was given).
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// This instance's own address, `http://127.0.0.1:PORT/` (behind a
+    /// load balancer, where the balancer sends requests).
+    pub fn local_url(&self) -> &Url {
+        &self.local_url
     }
 
     /// Each provider's name and the redirect URI registered for it.
@@ -147,6 +185,11 @@ impl ConnectApp {
     /// The SQLite file the tokens are kept in.
     pub fn db_path(&self) -> &Path {
         &self.db_path
+    }
+
+    /// The SQLite file the browser sessions are kept in.
+    pub fn sessions_path(&self) -> &Path {
+        &self.sessions_path
     }
 
     /// The token store (tests read it to know the issued tokens).
@@ -162,6 +205,7 @@ impl ConnectApp {
     /// Stops the server, letting open requests finish for a few seconds,
     /// then the token manager (running refreshes finish, pending writes land).
     pub async fn shutdown(mut self) {
+        self.session_cleanup.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -184,5 +228,6 @@ impl ConnectApp {
 impl Drop for ConnectApp {
     fn drop(&mut self) {
         self.server.abort();
+        self.session_cleanup.abort();
     }
 }

@@ -1,6 +1,7 @@
 //! The app's HTML: the home page (Connect buttons, connected accounts) and
 //! the message page. Every interpolated value is HTML-escaped; no page ever
-//! shows a token, a code or a state.
+//! shows a token, a code or a state. Each page's footer names the instance
+//! that served it (useful behind a load balancer).
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -24,6 +25,7 @@ pub(crate) fn home(
     accounts: &[Account],
     notice: Option<&str>,
     now: SystemTime,
+    served_by: &str,
 ) -> String {
     let mut body = format!("<h1>{}</h1>\n", text(app_name));
     if let Some(notice) = notice {
@@ -73,11 +75,11 @@ pub(crate) fn home(
         );
     }
     body.push_str("</tbody>\n</table>\n");
-    layout(app_name, &body)
+    layout(app_name, &body, served_by)
 }
 
 /// The message page for a sign-in that did not complete.
-pub(crate) fn problem(app_name: &str, title: &str, message: &str) -> String {
+pub(crate) fn problem(app_name: &str, title: &str, message: &str, served_by: &str) -> String {
     let body = format!(
         "<div id=\"error\" class=\"error\" role=\"alert\">\n<h1>{}</h1>\n<p>{}</p>\n</div>\n\
          <p><a id=\"home\" href=\"/\">Back to {}</a></p>\n",
@@ -85,7 +87,7 @@ pub(crate) fn problem(app_name: &str, title: &str, message: &str) -> String {
         text(message),
         text(app_name),
     );
-    layout(title, &body)
+    layout(title, &body, served_by)
 }
 
 fn expiry(expires_at: Option<SystemTime>, now: SystemTime) -> String {
@@ -96,13 +98,15 @@ fn expiry(expires_at: Option<SystemTime>, now: SystemTime) -> String {
     }
 }
 
-fn layout(title: &str, body: &str) -> String {
+fn layout(title: &str, body: &str, served_by: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}\
+         <footer>Served by <span id=\"served-by\">{}</span></footer>\n</main>\n\
          </body>\n</html>\n",
-        text(title)
+        text(title),
+        text(served_by)
     )
 }
 
@@ -117,7 +121,8 @@ table{border-collapse:collapse;width:100%;background:#fff}\
 th,td{text-align:left;padding:.5rem .6rem;border-bottom:1px solid #e5e7eb;font-size:.92rem}\
 small{color:#6b7280}.expires{white-space:nowrap}\
 .notice{background:#ecfdf5;border:1px solid #10b981;padding:.6rem .8rem;border-radius:8px}\
-.error{background:#fef2f2;border:1px solid #ef4444;padding:.2rem 1rem;border-radius:8px}";
+.error{background:#fef2f2;border:1px solid #ef4444;padding:.2rem 1rem;border-radius:8px}\
+footer{margin-top:2rem;color:#6b7280;font-size:.8rem}";
 
 #[cfg(test)]
 mod tests {
@@ -144,6 +149,7 @@ mod tests {
             &accounts,
             Some("Hike connected."),
             now,
+            "127.0.0.1:3000",
         );
         assert!(page.contains("<h1>App &amp; Co</h1>"));
         assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
@@ -152,8 +158,12 @@ mod tests {
         assert!(page.contains("(expired)"));
         assert!(page.contains("id=\"notice\""));
 
-        let empty = home("App", &[], &[], None, now);
+        assert!(page.contains("<span id=\"served-by\">127.0.0.1:3000</span>"));
+
+        let empty = home("App", &[], &[], None, now, "a");
         assert!(empty.contains("No account connected yet."));
-        assert!(problem("App", "T <", "m &").contains("<h1>T &lt;</h1>\n<p>m &amp;</p>"));
+        let page = problem("App", "T <", "m &", "<b>");
+        assert!(page.contains("<h1>T &lt;</h1>\n<p>m &amp;</p>"));
+        assert!(page.contains("&lt;b&gt;"));
     }
 }

@@ -29,10 +29,12 @@ pub(crate) enum Problem {
     SaveFailed,
     /// The sign-in could not be started.
     StartFailed,
+    /// The session store could not be read or written.
+    SessionFailed,
 }
 
 impl Problem {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::Denied,
         Self::StateMismatch,
         Self::InvalidLink,
@@ -42,6 +44,7 @@ impl Problem {
         Self::ExchangeFailed,
         Self::SaveFailed,
         Self::StartFailed,
+        Self::SessionFailed,
     ];
 
     /// What went wrong, from the error `handle_callback` returned.
@@ -68,6 +71,7 @@ impl Problem {
             Self::ExchangeFailed => "exchange-failed",
             Self::SaveFailed => "save-failed",
             Self::StartFailed => "start-failed",
+            Self::SessionFailed => "session-failed",
         }
     }
 
@@ -84,7 +88,9 @@ impl Problem {
                 StatusCode::BAD_REQUEST
             }
             Self::ProviderFailed | Self::ExchangeFailed => StatusCode::BAD_GATEWAY,
-            Self::SaveFailed | Self::StartFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::SaveFailed | Self::StartFailed | Self::SessionFailed => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -98,6 +104,7 @@ impl Problem {
             Self::ProviderFailed | Self::ExchangeFailed => "Sign-in failed",
             Self::SaveFailed => "Account not saved",
             Self::StartFailed => "Sign-in not started",
+            Self::SessionFailed => "Session unavailable",
         }
     }
 
@@ -136,6 +143,10 @@ impl Problem {
             ),
             Self::StartFailed => format!(
                 "The sign-in to {provider} could not be started. Try again from the home page."
+            ),
+            Self::SessionFailed => format!(
+                "This browser's session could not be read or saved, so the sign-in to \
+                 {provider} cannot go on. {AGAIN}"
             ),
         }
     }

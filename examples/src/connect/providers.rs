@@ -1,5 +1,6 @@
 //! The providers the app can connect: the testkit's mocks started on
-//! 127.0.0.1, or the real HyperSKU and Hike configured from the environment.
+//! 127.0.0.1 (by this instance or by another one), or the real HyperSKU and
+//! Hike configured from the environment.
 
 use std::sync::Arc;
 
@@ -83,6 +84,30 @@ pub(crate) async fn sandbox(
             hike: hike_mock,
         },
     ))
+}
+
+/// Adapters for mocks another instance started (with the testkit's
+/// default registration, which [`sandbox`] uses too).
+pub(crate) fn at_mocks(
+    app_url: &Url,
+    hypersku_url: &Url,
+    hike_url: &Url,
+) -> Result<Vec<Connectable>, BoxError> {
+    let registration = MockConfig::default();
+    let hypersku = Arc::new(
+        HyperSku::builder(credentials(&registration))
+            .base_url(hypersku_url.as_str())
+            .build()?,
+    );
+    let hike = Arc::new(
+        Hike::builder(credentials(&registration))
+            .base_url(hike_url.as_str())
+            .build()?,
+    );
+    Ok(vec![
+        hypersku_connectable(hypersku, redirect_uri(app_url, "hypersku")?),
+        hike_connectable(hike, redirect_uri(app_url, "hike")?),
+    ])
 }
 
 /// The real providers whose client id is set in the environment. Fails,

@@ -3,9 +3,12 @@
 //! | route | what it does |
 //! |---|---|
 //! | `GET /` | the home page: Connect buttons and the connected accounts |
-//! | `POST /connect/{provider}` | `authorize()`, keep the pending authorization in the session, 303 to the provider |
-//! | `GET /callback/{provider}` | take the pending authorization out, `handle_callback`, store the token, 303 home |
+//! | `POST /connect/{provider}` | `authorize()`, keep the pending authorization in the session (new session id), 303 to the provider |
+//! | `GET /callback/{provider}` | read the pending authorization; take it out only if the state is its own; `handle_callback`, store the token, 303 home |
 //! | `GET /error/{provider}/{problem}` | the message page of a sign-in that did not complete |
+//!
+//! Every request but `GET`/`HEAD` must come from the app's own origin
+//! ([`guard`](super::guard)).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,15 +18,15 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_extra::extract::cookie::CookieJar;
 use oauth2_adapters::manager::TokenManager;
 use oauth2_adapters::{AuthorizeRequest, CallbackParams, TokenStore};
+use tower_sessions::Session;
+use tower_sessions_sqlx_store::SqliteStore;
 
-use super::accounts;
 use super::pages::{self, Button};
 use super::problems::Problem;
 use super::providers::Connectable;
-use super::session::{PendingSignIns, SessionId};
+use super::{accounts, guard, session};
 
 /// What the handlers share.
 pub(crate) struct AppState {
@@ -31,14 +34,15 @@ pub(crate) struct AppState {
     pub(crate) app_name: String,
     /// The providers behind the Connect buttons, in button order.
     pub(crate) providers: Vec<Connectable>,
-    /// The sign-ins in progress.
-    pub(crate) sessions: PendingSignIns,
     /// Stores new tokens (and would renew them).
     pub(crate) manager: TokenManager,
     /// The store the manager writes to, read for the account list.
     pub(crate) store: Arc<dyn TokenStore>,
-    /// Whether the session cookie is `Secure` (the app is served over https).
-    pub(crate) secure_cookies: bool,
+    /// The app's public origin (`http://127.0.0.1:3000`): the only one
+    /// its forms are accepted from.
+    pub(crate) origin: String,
+    /// This instance, as its pages' footer names it (`127.0.0.1:3000`).
+    pub(crate) served_by: String,
 }
 
 impl AppState {
@@ -47,14 +51,21 @@ impl AppState {
     }
 }
 
-/// The app's router.
-pub(crate) fn router(state: Arc<AppState>) -> Router {
+/// The app's router: the routes in the session middleware (`Secure`
+/// cookies when `secure_cookies`), behind the same-origin check, every
+/// response with [`page_headers`].
+pub(crate) fn router(state: Arc<AppState>, sessions: SqliteStore, secure_cookies: bool) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/connect/{provider}", post(connect))
         .route("/callback/{provider}", get(callback))
         .route("/error/{provider}/{problem}", get(problem))
         .fallback(not_found)
+        .layer(session::layer(sessions, secure_cookies))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_origin_only,
+        ))
         .layer(axum::middleware::map_response(page_headers))
         .with_state(state)
 }
@@ -93,6 +104,7 @@ async fn home(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Re
                 &app.app_name,
                 "Accounts unavailable",
                 "The connected accounts could not be read from the token store.",
+                &app.served_by,
             );
             return (StatusCode::INTERNAL_SERVER_ERROR, Html(page)).into_response();
         }
@@ -111,6 +123,7 @@ async fn home(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Re
         &accounts,
         connected.as_deref(),
         SystemTime::now(),
+        &app.served_by,
     );
     Html(page).into_response()
 }
@@ -118,52 +131,41 @@ async fn home(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Re
 async fn connect(
     State(app): State<Arc<AppState>>,
     Path(slug): Path<String>,
-    jar: CookieJar,
+    session: Session,
 ) -> Response {
     let Some(provider) = app.provider(&slug) else {
         return not_found_page(&app);
     };
-    let session = match SessionId::from_jar(&jar) {
-        Some(session) => session,
-        None => match SessionId::random() {
-            Ok(session) => session,
-            Err(err) => {
-                eprintln!("connect: no randomness for a session id: {err}");
-                return problem_redirect(provider, Problem::StartFailed);
-            }
-        },
-    };
     let started = AuthorizeRequest::new(provider.redirect_uri.as_str())
         .and_then(|request| provider.adapter.authorize(request));
-    match started {
-        Ok((url, pending)) => {
-            app.sessions.put(&session, provider.slug, pending);
-            let jar = jar.add(session.cookie(app.secure_cookies));
-            (jar, Redirect::to(url.as_str())).into_response()
-        }
+    let (url, pending) = match started {
+        Ok(started) => started,
         Err(err) => {
             eprintln!(
                 "connect: could not start the {} sign-in: {err}",
                 provider.name
             );
-            problem_redirect(provider, Problem::StartFailed)
+            return problem_redirect(provider, Problem::StartFailed);
         }
+    };
+    if let Err(err) = session::start(&session, provider.slug, &pending).await {
+        eprintln!(
+            "connect: could not keep the {} sign-in in the session: {err}",
+            provider.name
+        );
+        return problem_redirect(provider, Problem::SessionFailed);
     }
+    Redirect::to(url.as_str()).into_response()
 }
 
 async fn callback(
     State(app): State<Arc<AppState>>,
     Path(slug): Path<String>,
-    jar: CookieJar,
+    session: Session,
     RawQuery(query): RawQuery,
 ) -> Response {
     let Some(provider) = app.provider(&slug) else {
         return not_found_page(&app);
-    };
-    let pending =
-        SessionId::from_jar(&jar).and_then(|session| app.sessions.take(&session, provider.slug));
-    let Some(pending) = pending else {
-        return problem_redirect(provider, Problem::NotInProgress);
     };
     let params = match CallbackParams::from_query(query.as_deref().unwrap_or_default()) {
         Ok(params) => params,
@@ -172,6 +174,24 @@ async fn callback(
             return problem_redirect(provider, Problem::InvalidLink);
         }
     };
+    let pending = match session::peek(&session, provider.slug).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => return problem_redirect(provider, Problem::NotInProgress),
+        Err(err) => {
+            eprintln!("connect: could not read the session: {err}");
+            return problem_redirect(provider, Problem::SessionFailed);
+        }
+    };
+    // Only a callback that carries the sign-in's own state uses it up. Any
+    // other (a forged or altered link, a denial without state) is answered
+    // from a copy and leaves the stored sign-in usable: a cross-site link
+    // cannot cancel it. `handle_callback` sends nothing for those.
+    if pending.state_matches(&params) {
+        if let Err(err) = session::consume(&session, provider.slug).await {
+            eprintln!("connect: could not update the session: {err}");
+            return problem_redirect(provider, Problem::SessionFailed);
+        }
+    }
     let token = match provider.adapter.handle_callback(params, pending).await {
         Ok(token) => token,
         Err(err) => {
@@ -182,9 +202,10 @@ async fn callback(
     match accounts::save(&app.manager, token).await {
         Ok(key) => {
             println!(
-                "connect: {} account {} connected",
+                "connect: {} account {} connected (served by {})",
                 provider.name,
-                key.account()
+                key.account(),
+                app.served_by
             );
             Redirect::to(&format!("/?connected={}", provider.slug)).into_response()
         }
@@ -207,6 +228,7 @@ async fn problem(
         &app.app_name,
         problem.title(),
         &problem.message(provider.name),
+        &app.served_by,
     );
     (problem.status(), Html(page)).into_response()
 }
@@ -220,6 +242,7 @@ fn not_found_page(app: &AppState) -> Response {
         &app.app_name,
         "Page not found",
         "There is no such page here.",
+        &app.served_by,
     );
     (StatusCode::NOT_FOUND, Html(page)).into_response()
 }

@@ -1,222 +1,141 @@
 //! The browser session that carries a sign-in from the Connect button to
-//! the callback: a random id in a cookie, and a bounded server-side map
-//! from (session id, provider) to the [`PendingAuthorization`].
+//! the callback: [`tower_sessions`] with its SQLite store, so every
+//! instance of the app that opens the same file sees the same sign-ins
+//! (a load balancer may send the callback to another instance).
 //!
-//! The cookie holds nothing but 32 random bytes (base64url): `HttpOnly`
-//! (no script reads it), `SameSite=Lax` (sent on the provider's top-level
+//! The cookie holds nothing but the session's random id: `HttpOnly` (no
+//! script reads it), `SameSite=Lax` (sent on the provider's top-level
 //! redirect back, not on cross-site sub-requests or POSTs), `Path=/`,
-//! `Secure` when the app is served over https, and no expiry (a browser
-//! session cookie; the server forgets a sign-in after [`MAX_AGE`]). The
-//! pending authorization (state, PKCE verifier) never leaves the server.
+//! `Secure` when the app is served over https, and a lifetime of
+//! [`IDLE_LIFETIME`] since the last change. The
+//! [`PendingAuthorization`] (state, PKCE verifier) is kept in the session
+//! row on the server, serialized; it never reaches the browser.
+//!
+//! * One pending sign-in per provider and session, under
+//!   `pending.<provider>` (so at most one per Connect button): a new
+//!   Connect replaces the earlier one. Nothing is shared between sessions,
+//!   so no number of other requests can push a person's sign-in out.
+//! * The session id changes whenever a sign-in starts and when one
+//!   completes ([`Session::cycle_id`]): an id planted in the browser
+//!   before never carries a sign-in.
+//! * The callback reads the pending sign-in first and takes it out only
+//!   when the callback carries its state: a forged link leaves it usable.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use base64::Engine as _;
 use oauth2_adapters::PendingAuthorization;
+use tower_sessions::cookie::{time, SameSite};
+use tower_sessions::session::Error as SessionError;
+use tower_sessions::{ExpiredDeletion, Expiry, Session, SessionManagerLayer};
+use tower_sessions_sqlx_store::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::BoxError;
 
 /// The session cookie's name.
 pub(crate) const COOKIE_NAME: &str = "connect_session";
 
-/// How many sign-ins may be in progress at once, over all browsers; the
-/// oldest is dropped to make room.
-pub(crate) const MAX_PENDING: usize = 1024;
+/// How long a session lives after its last change. A little longer than
+/// the adapters' own limit on a sign-in (10 minutes), so a late callback
+/// gets their clear "expired" error rather than "no sign-in in progress".
+pub(crate) const IDLE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// How long a sign-in may stay in progress. A little longer than the
-/// adapters' own limit (10 minutes), so a late callback gets their clear
-/// "expired" error rather than "no sign-in in progress".
-pub(crate) const MAX_AGE: Duration = Duration::from_secs(15 * 60);
+/// How often expired sessions are deleted from the store.
+const DELETE_EXPIRED_EVERY: Duration = Duration::from_secs(60);
 
-/// Random bytes in a session id.
-const ID_BYTES: usize = 32;
+/// How long a statement waits for another instance's write to the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A session id: 32 random bytes, base64url. Its `Debug` hides it.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct SessionId(String);
-
-impl SessionId {
-    /// A new random id from the operating system's generator.
-    pub(crate) fn random() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; ID_BYTES];
-        getrandom::fill(&mut bytes)?;
-        Ok(Self(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-        ))
-    }
-
-    /// The id in the request's cookie, if there is a well-formed one.
-    pub(crate) fn from_jar(jar: &CookieJar) -> Option<Self> {
-        let value = jar.get(COOKIE_NAME)?.value();
-        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(value)
-            .ok()?;
-        (decoded.len() == ID_BYTES).then(|| Self(value.to_owned()))
-    }
-
-    /// The cookie that carries this id (see the module documentation).
-    pub(crate) fn cookie(&self, secure: bool) -> Cookie<'static> {
-        Cookie::build((COOKIE_NAME, self.0.clone()))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .path("/")
-            .secure(secure)
-            .build()
-    }
+/// Opens (creating it if needed) the SQLite session store at `path`.
+pub(crate) async fn open_store(path: &Path) -> Result<SqliteStore, BoxError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("could not open the session store {}: {e}", path.display()))?;
+    let store = SqliteStore::new(pool);
+    store.migrate().await?;
+    Ok(store)
 }
 
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionId([redacted])")
-    }
-}
-
-struct Entry {
-    pending: PendingAuthorization,
-    created: Instant,
-}
-
-/// The sign-ins in progress, keyed by session and provider: bounded to
-/// [`MAX_PENDING`] entries of at most [`MAX_AGE`].
-#[derive(Default)]
-pub(crate) struct PendingSignIns {
-    entries: Mutex<HashMap<(SessionId, &'static str), Entry>>,
-}
-
-impl PendingSignIns {
-    /// Keeps `pending` for `session`'s sign-in to `provider`, replacing an
-    /// earlier one for the same pair.
-    pub(crate) fn put(
-        &self,
-        session: &SessionId,
-        provider: &'static str,
-        pending: PendingAuthorization,
-    ) {
-        let now = Instant::now();
-        let mut entries = self.lock();
-        entries.retain(|_, entry| now.duration_since(entry.created) <= MAX_AGE);
-        let key = (session.clone(), provider);
-        while entries.len() >= MAX_PENDING && !entries.contains_key(&key) {
-            let oldest = entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.created)
-                .map(|(key, _)| key.clone());
-            match oldest {
-                Some(oldest) => entries.remove(&oldest),
-                None => break,
-            };
-        }
-        entries.insert(
-            key,
-            Entry {
-                pending,
-                created: now,
-            },
-        );
-    }
-
-    /// Takes out `session`'s sign-in to `provider` (so it is used once), if
-    /// there is one younger than [`MAX_AGE`].
-    pub(crate) fn take(
-        &self,
-        session: &SessionId,
-        provider: &'static str,
-    ) -> Option<PendingAuthorization> {
-        let entry = self.lock().remove(&(session.clone(), provider))?;
-        (entry.created.elapsed() <= MAX_AGE).then_some(entry.pending)
-    }
-
-    /// How many sign-ins are in progress.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(SessionId, &'static str), Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl fmt::Debug for PendingSignIns {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingSignIns")
-            .field("in_progress", &self.len())
-            .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use oauth2_adapters::hike::Hike;
-    use oauth2_adapters::{AuthorizationCodeProvider, AuthorizeRequest, ClientCredentials};
-
-    use super::*;
-
-    /// Makes pending authorizations (one adapter: building one is slow).
-    struct Pendings(Hike);
-
-    impl Pendings {
-        fn new() -> Self {
-            Self(
-                Hike::builder(ClientCredentials::new("id", "secret"))
-                    .build()
-                    .expect("a valid configuration"),
-            )
-        }
-
-        fn next(&self) -> PendingAuthorization {
-            let request = AuthorizeRequest::new("http://127.0.0.1:3000/callback/hike")
-                .expect("a valid redirect URI");
-            self.0.authorize(request).expect("an authorize URL").1
+/// Deletes expired sessions every minute, until aborted; a failed round
+/// (the file busy) is reported and the next one tried.
+pub(crate) async fn delete_expired_forever(store: SqliteStore) {
+    let mut every = tokio::time::interval(DELETE_EXPIRED_EVERY);
+    loop {
+        every.tick().await;
+        if let Err(err) = store.delete_expired().await {
+            eprintln!("connect: could not delete expired sessions: {err}");
         }
     }
+}
 
-    #[test]
-    fn a_pending_sign_in_is_taken_once_and_only_by_its_session() {
-        let (sessions, pendings) = (PendingSignIns::default(), Pendings::new());
-        let (a, b) = (
-            SessionId::random().expect("random"),
-            SessionId::random().expect("random"),
-        );
-        assert_ne!(a, b);
-        sessions.put(&a, "hike", pendings.next());
-        assert!(sessions.take(&b, "hike").is_none());
-        assert!(sessions.take(&a, "hypersku").is_none());
-        assert!(sessions.take(&a, "hike").is_some());
-        assert!(sessions.take(&a, "hike").is_none());
+/// The session middleware: the cookie described in the module
+/// documentation, `Secure` when `secure`.
+pub(crate) fn layer(store: SqliteStore, secure: bool) -> SessionManagerLayer<SqliteStore> {
+    let lifetime =
+        time::Duration::seconds(i64::try_from(IDLE_LIFETIME.as_secs()).unwrap_or(i64::MAX));
+    SessionManagerLayer::new(store)
+        .with_name(COOKIE_NAME)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(lifetime))
+}
+
+fn key(provider: &str) -> String {
+    format!("pending.{provider}")
+}
+
+/// Keeps `pending` as the session's sign-in to `provider` (replacing an
+/// earlier one), under a new session id.
+pub(crate) async fn start(
+    session: &Session,
+    provider: &str,
+    pending: &PendingAuthorization,
+) -> Result<(), SessionError> {
+    if session.id().is_some() {
+        session.cycle_id().await?;
     }
+    session.insert(&key(provider), pending).await
+}
 
-    #[test]
-    fn the_map_is_bounded_and_drops_the_oldest() {
-        let (sessions, pendings) = (PendingSignIns::default(), Pendings::new());
-        let first = SessionId::random().expect("random");
-        sessions.put(&first, "hike", pendings.next());
-        for _ in 0..MAX_PENDING {
-            sessions.put(
-                &SessionId::random().expect("random"),
-                "hike",
-                pendings.next(),
-            );
+/// The session's sign-in to `provider`, read but left in place. A stored
+/// value that is no longer a valid pending authorization (altered, or from
+/// an incompatible version) is dropped: the error names the part, never a
+/// value.
+pub(crate) async fn peek(
+    session: &Session,
+    provider: &str,
+) -> Result<Option<PendingAuthorization>, SessionError> {
+    match session.get::<PendingAuthorization>(&key(provider)).await {
+        Err(SessionError::SerdeJson(err)) => {
+            eprintln!("connect: a stored {provider} sign-in was dropped: {err}");
+            session.remove_value(&key(provider)).await?;
+            Ok(None)
         }
-        assert_eq!(sessions.len(), MAX_PENDING);
-        assert!(sessions.take(&first, "hike").is_none());
+        other => other,
     }
+}
 
-    #[test]
-    fn the_cookie_is_http_only_lax_and_hides_nothing_else() {
-        let id = SessionId::random().expect("random");
-        let cookie = id.cookie(false).to_string();
-        assert!(cookie.contains("HttpOnly"), "{cookie}");
-        assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-        assert!(cookie.contains("Path=/"), "{cookie}");
-        assert!(!cookie.contains("Secure"), "{cookie}");
-        assert!(id.cookie(true).to_string().contains("Secure"));
-        assert_eq!(format!("{id:?}"), "SessionId([redacted])");
-
-        let jar = CookieJar::new().add(id.cookie(false));
-        assert_eq!(SessionId::from_jar(&jar), Some(id));
-        let forged = CookieJar::new().add(Cookie::new(COOKIE_NAME, "short"));
-        assert_eq!(SessionId::from_jar(&forged), None);
+/// Takes the session's sign-in to `provider` out, now that a callback
+/// carrying its state uses it: the stored copy is deleted at once, and
+/// the session goes on under a new id (or ends, if nothing else is in it).
+pub(crate) async fn consume(session: &Session, provider: &str) -> Result<(), SessionError> {
+    session.remove_value(&key(provider)).await?;
+    if session.is_empty().await {
+        session.flush().await
+    } else {
+        session.cycle_id().await
     }
 }
