@@ -1,4 +1,4 @@
-//! Exercises the three mocks over real HTTP.
+//! Exercises the mocks over real HTTP.
 
 mod faults;
 mod hike;
@@ -6,6 +6,11 @@ mod hypersku;
 mod partner;
 mod recording;
 mod rotation;
+mod spec_client_auth;
+mod spec_pkce;
+mod spec_rotation;
+mod spec_support;
+mod spec_wire;
 
 use std::error::Error;
 
