@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oauth2_adapters::store_sql::sqlx;
 use oauth2_adapters::store_sql::{EncryptionKeys, PostgresStore, SqliteStore};
@@ -98,19 +99,17 @@ impl Database {
                 }
                 let store = SqliteStore::open(&path)
                     .await
-                    .map_err(CliError::library(format!(
-                        "opening the SQLite database {}",
-                        path.display()
-                    )))?;
+                    .map_err(CliError::library(path.display().to_string()))?;
                 Self::Sqlite(match keys {
                     Some(keys) => store.with_encryption(keys),
                     None => store,
                 })
             }
             Location::Postgres(url) => {
+                check_reachable(url.expose_secret()).await?;
                 let store = PostgresStore::connect(url.expose_secret())
                     .await
-                    .map_err(CliError::library("connecting to PostgreSQL"))?;
+                    .map_err(CliError::library(""))?;
                 Self::Postgres(match keys {
                     Some(keys) => store.with_encryption(keys),
                     None => store,
@@ -231,6 +230,37 @@ impl Database {
     pub fn purges_after_reencrypting(&self) -> bool {
         matches!(self, Self::Sqlite(_))
     }
+}
+
+/// How long the first connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One connection first, with a time limit: the pool behind
+/// `PostgresStore::connect` retries a refused connection until its own
+/// 30 s timeout, and then reports only that it timed out.
+async fn check_reachable(url: &str) -> CliResult {
+    use sqlx::Connection as _;
+    let error = match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect(url)).await
+    {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            return Ok(());
+        }
+        // sqlx's configuration errors say what is wrong with the URL
+        // (a port, an option), never its password.
+        Ok(Err(sqlx::Error::Configuration(err))) => {
+            oauth2_adapters::Error::configuration(format!("the PostgreSQL URL is unusable: {err}"))
+        }
+        Ok(Err(err)) => oauth2_adapters::Error::store("connecting to PostgreSQL", err),
+        Err(_) => oauth2_adapters::Error::Store {
+            message: format!(
+                "connecting to PostgreSQL: no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+            source: None,
+        },
+    };
+    Err(CliError::library("")(error))
 }
 
 /// A database error as a store error saying what failed (sqlx's messages

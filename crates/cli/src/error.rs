@@ -71,7 +71,7 @@ pub enum CliError {
     #[error("not deleted: the deletion was not confirmed (pass --yes to skip the question)")]
     NotConfirmed,
     /// An error of the library (store, provider, configuration).
-    #[error("{context}: {source}")]
+    #[error("{}{source}", if context.is_empty() { String::new() } else { format!("{context}: ") })]
     Library {
         /// What the tool was doing.
         context: String,
@@ -89,7 +89,8 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// Wraps a library error with what the tool was doing.
+    /// Wraps a library error with what the tool was doing (empty: the
+    /// library's message says it all).
     pub fn library(context: impl Into<String>) -> impl FnOnce(oauth2_adapters::Error) -> Self {
         let context = context.into();
         move |source| Self::Library {
@@ -132,7 +133,14 @@ impl CliError {
             next = next.and_then(std::error::Error::source);
         }
         while let Some(cause) = next {
-            causes.push(cause.to_string());
+            let text = cause.to_string();
+            // sqlx's messages repeat their source's: show each text once.
+            if !causes
+                .last()
+                .is_some_and(|last: &String| last.contains(&text))
+            {
+                causes.push(text);
+            }
             next = cause.source();
         }
         causes

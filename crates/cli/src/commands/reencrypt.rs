@@ -97,11 +97,10 @@ pub async fn run(ctx: &Context, args: &ReencryptArgs) -> CliResult {
              \"What stays on disk\" in the store-sql README.\n"
         }
     });
-    if rewritten > 0 || rows == 0 {
-        text.push_str(
-            "Once every instance has the new key ring, old keys can be removed from it.\n",
-        );
-    }
+    text.push_str(&format!(
+        "Once every instance has `{key_id}` as its current key and this command rewrites \
+         nothing, the old keys can be removed from the key rings.\n"
+    ));
     print(&text)
 }
 
@@ -111,7 +110,8 @@ fn progress_bar(wanted: bool, total: u64, under: u64, key_id: &str) -> ProgressB
     if !(wanted && terminal) {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    // Set up hidden, so that the first frame drawn is the right one.
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} [{bar:30}] {pos}/{len} rows under key {msg} ({elapsed})",
     ) {
@@ -119,6 +119,7 @@ fn progress_bar(wanted: bool, total: u64, under: u64, key_id: &str) -> ProgressB
     }
     bar.set_message(format!("`{key_id}`"));
     bar.set_position(under);
+    bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }

@@ -193,6 +193,9 @@ async fn the_progress_bar_shows_only_on_a_terminal_and_never_with_json(db: &Db) 
     let text = tokio::task::spawn_blocking(move || in_terminal(args, false))
         .await
         .unwrap();
+    if std::env::var_os("CLI_TEST_SHOW").is_some() {
+        eprintln!("{json:?}\n{text:?}");
+    }
     assert!(
         text.contains("rows under key `new`"),
         "the bar is drawn: {text:?}"
