@@ -132,40 +132,96 @@ impl CachedToken {
     }
 }
 
-pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::unix_ms;
 
 /// A valid access token handed out by the
-/// [`TokenManager`](crate::manager::TokenManager). Cheap to clone (it shares
-/// the cached value); its `Debug` redacts.
-#[derive(Clone)]
-pub struct AccessToken(pub(crate) Arc<CachedToken>);
+/// [`TokenManager`](crate::manager::TokenManager). Its `Debug` redacts.
+///
+/// Reading one from the cache touches no counter shared between threads
+/// (it is an `arc-swap` guard, not a reference-count increment), so many
+/// threads reading one key do not contend. Hold it for the request it
+/// authorizes, not for long: cloning it, or holding many at once on one
+/// thread, falls back to a shared reference count.
+pub struct AccessToken(Held);
+
+enum Held {
+    /// Borrowed from the cache, without a reference-count increment.
+    Guard(arc_swap::Guard<Option<Arc<CachedToken>>>),
+    /// Owned.
+    Arc(Arc<CachedToken>),
+}
+
+impl Clone for AccessToken {
+    fn clone(&self) -> Self {
+        let owned = match &self.0 {
+            Held::Guard(guard) => guard.as_ref().map_or_else(empty, Arc::clone),
+            Held::Arc(arc) => Arc::clone(arc),
+        };
+        Self(Held::Arc(owned))
+    }
+}
+
+/// What an (impossible) guard over no token reads as.
+fn empty() -> Arc<CachedToken> {
+    static EMPTY: std::sync::OnceLock<Arc<CachedToken>> = std::sync::OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| {
+        Arc::new(CachedToken {
+            header: SecretString::from(String::new()),
+            token_start: 0,
+            expires_at_ms: Some(0),
+            refresh_at_ms: Some(0),
+            version: 0,
+        })
+    }))
+}
 
 impl AccessToken {
+    pub(crate) fn owned(cached: Arc<CachedToken>) -> Self {
+        Self(Held::Arc(cached))
+    }
+
+    /// A guard known to hold a token.
+    pub(crate) fn guarded(guard: arc_swap::Guard<Option<Arc<CachedToken>>>) -> Self {
+        Self(Held::Guard(guard))
+    }
+
+    pub(crate) fn cached(&self) -> &CachedToken {
+        match &self.0 {
+            Held::Guard(guard) => match guard.as_deref() {
+                Some(cached) => cached,
+                None => empty_ref(),
+            },
+            Held::Arc(arc) => arc,
+        }
+    }
+
     /// The access token itself.
     pub fn expose_secret(&self) -> &str {
-        &self.0.header.expose_secret()[self.0.token_start..]
+        let cached = self.cached();
+        &cached.header.expose_secret()[cached.token_start..]
     }
 
     /// The `Authorization` header value, e.g. `Bearer eyJ…`.
     pub fn expose_authorization_header(&self) -> &str {
-        self.0.header.expose_secret()
+        self.cached().header.expose_secret()
     }
 
     /// When it expires, if known.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.0
+        self.cached()
             .expires_at_ms
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
     }
 
     /// The store version it came from (changes with every refresh).
     pub fn version(&self) -> u64 {
-        self.0.version
+        self.cached().version
     }
+}
+
+fn empty_ref() -> &'static CachedToken {
+    static EMPTY: std::sync::OnceLock<Arc<CachedToken>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(empty)
 }
 
 impl fmt::Debug for AccessToken {
@@ -173,7 +229,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("token", &"[redacted]")
             .field("expires_at", &self.expires_at().map(DisplayTime))
-            .field("version", &self.0.version)
+            .field("version", &self.version())
             .finish()
     }
 }
@@ -238,7 +294,7 @@ mod tests {
             at(0),
         );
         token.expires_at = Some(at(3600));
-        let access = AccessToken(Arc::new(CachedToken::new(
+        let access = AccessToken::owned(Arc::new(CachedToken::new(
             &token,
             7,
             &RefreshTiming::default(),
@@ -247,9 +303,9 @@ mod tests {
         assert_eq!(access.expose_authorization_header(), "Bearer tok-123");
         assert_eq!(access.version(), 7);
         assert!(!format!("{access:?}").contains("tok-123"));
-        assert!(access.0.is_fresh(unix_ms(at(3000))));
-        assert!(!access.0.is_fresh(unix_ms(at(3590))));
-        assert!(access.0.is_valid(unix_ms(at(3590))));
-        assert!(!access.0.is_valid(unix_ms(at(3600))));
+        assert!(access.cached().is_fresh(unix_ms(at(3000))));
+        assert!(!access.cached().is_fresh(unix_ms(at(3590))));
+        assert!(access.cached().is_valid(unix_ms(at(3590))));
+        assert!(!access.cached().is_valid(unix_ms(at(3600))));
     }
 }

@@ -10,7 +10,7 @@ use futures_util::future::Either;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::cached::{unix_ms, AccessToken};
+use super::cached::AccessToken;
 use super::persist::Base;
 use super::slot::{lock, Flight, FlightFuture, Slot};
 use super::{Inner, TokenEvent};
@@ -102,7 +102,7 @@ impl Inner {
             })
         } else {
             // A flight that failed since the caller checked has set a backoff.
-            slot.deferred(unix_ms(self.clock.now()))
+            slot.deferred(self.clock.now_unix_ms())
         };
         if let Some(error) = refused {
             return futures_util::future::ready(Err(error)).boxed().shared();
@@ -442,7 +442,7 @@ impl Inner {
         ));
         slot.current.store(Some(Arc::clone(&cached)));
         slot.clear_backoff();
-        AccessToken(cached)
+        AccessToken::owned(cached)
     }
 
     pub(super) fn cache_record(&self, slot: &Slot, stored: &StoredToken) -> AccessToken {
@@ -480,7 +480,10 @@ impl Inner {
             (_, Some(after)) => backoff.max(after.min(Duration::from_secs(24 * 3600))),
             (_, None) => backoff,
         };
-        let retry_at = unix_ms(self.clock.now()).saturating_add(delay.as_millis() as u64);
+        let retry_at = self
+            .clock
+            .now_unix_ms()
+            .saturating_add(delay.as_millis() as u64);
         *lock(&slot.last_error) = Some(error.clone());
         slot.retry_at_ms.store(retry_at, Ordering::Relaxed);
         tracing::debug!(failures, retry_in_ms = delay.as_millis() as u64, error = %error, "refresh failed; backing off");

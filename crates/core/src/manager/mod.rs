@@ -65,7 +65,6 @@ pub use cached::{AccessToken, RefreshTiming};
 pub use events::{EventHook, TokenEvent};
 pub use lifecycle::{ShutdownReport, UnpersistedToken, UnreadableToken, WarmReport};
 
-use cached::unix_ms;
 use events::EventBus;
 use slot::SlotMap;
 
@@ -170,26 +169,30 @@ impl TokenManager {
     }
 
     /// The cached token for `key` if it is still valid, without waiting:
-    /// the hot path of [`TokenManager::get`] (a lock-free lookup and load,
-    /// one reference-count increment, no allocation). Starts a background
-    /// refresh when one is due (inside a Tokio runtime).
+    /// the hot path of [`TokenManager::get`] (a lock-free lookup and an
+    /// `arc-swap` load, no shared counter touched, no allocation). Starts a
+    /// background refresh when one is due (inside a Tokio runtime).
     pub fn try_get(&self, key: &TokenKey) -> Option<AccessToken> {
         let now = self.now_ms();
         let slots = self.inner.slots.pin();
         let slot = slots.get(key)?;
-        let cached = slot.current.load_full()?;
-        if cached.is_fresh(now) {
+        let cached = slot.current.load();
+        let (fresh, valid) = match cached.as_deref() {
+            Some(token) => (token.is_fresh(now), token.is_valid(now)),
+            None => return None,
+        };
+        if fresh {
             self.inner.cache_hits.increment(1);
             tracing::trace!(token.key = %key, "cache hit");
-            return Some(AccessToken(cached));
+            return Some(AccessToken::guarded(cached));
         }
-        if !cached.is_valid(now) {
+        if !valid {
             return None;
         }
         if !slot.in_backoff(now) && tokio::runtime::Handle::try_current().is_ok() {
             drop(self.inner.join_flight(key, slot, None, false));
         }
-        Some(AccessToken(cached))
+        Some(AccessToken::guarded(cached))
     }
 
     /// Runs `f` with the cached `Authorization` header value of `key` (e.g.
@@ -266,7 +269,7 @@ impl TokenManager {
         let slot = self.inner.slot(key);
         if let Some(cached) = slot.current.load_full() {
             if cached.version > rejected.version() {
-                return Ok(AccessToken(cached));
+                return Ok(AccessToken::owned(cached));
             }
         }
         if let Some(error) = slot.deferred(self.now_ms()) {
@@ -346,6 +349,6 @@ impl TokenManager {
     }
 
     fn now_ms(&self) -> u64 {
-        unix_ms(self.inner.clock.now())
+        self.inner.clock.now_unix_ms()
     }
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::cached::unix_ms;
 use super::{Inner, TokenManager};
 
 /// The background refresher's settings
@@ -53,7 +52,7 @@ impl Inner {
 
 impl TokenManager {
     async fn refresh_due_keys(&self, permits: &Arc<Semaphore>, max: u32) {
-        let now = unix_ms(self.inner.clock.now());
+        let now = self.inner.clock.now_unix_ms();
         let mut due: Vec<_> = {
             let slots = self.inner.slots.pin();
             slots

@@ -311,7 +311,7 @@ async fn the_background_refresher_bounds_concurrency_and_lets_nothing_lapse() {
     let renewed = |key: &TokenKey| {
         let slot = manager.inner.slot(key);
         let cached = slot.current.load_full();
-        cached.is_some_and(|c| AccessToken(c).expose_secret() != "old")
+        cached.is_some_and(|c| AccessToken::owned(c).expose_secret() != "old")
     };
     let all_renewed = || keys.iter().all(renewed);
     for _ in 0..500 {

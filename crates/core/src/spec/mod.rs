@@ -184,7 +184,8 @@ pub struct TokenSpec {
     /// The body field names (default: RFC 6749's).
     #[serde(default)]
     pub fields: TokenFieldNames,
-    /// Headers sent on every token request.
+    /// Headers sent on every token and revocation request (e.g.
+    /// Notion's `Notion-Version`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Headers whose value is a secret given to the builder by name

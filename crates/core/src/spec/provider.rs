@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::request::{with_body, TokenCall};
+use super::request::{fixed_headers, with_body, TokenCall};
 use super::{Pkce, ProviderSpec, RenewalKind};
 use crate::authorize::{
     AuthorizeUrlParams, PendingAuthorization, VerifiedCode, DEFAULT_PENDING_MAX_AGE,
@@ -137,7 +137,12 @@ impl SpecProvider {
             params.push(("token_type_hint".into(), hint.into()));
         }
         let secret = self.credentials.client_secret.expose_secret();
-        let mut request = self.settings.http.reqwest().post(url.clone());
+        let mut request = self
+            .settings
+            .http
+            .reqwest()
+            .post(url.clone())
+            .headers(fixed_headers(&self.spec.token)?);
         match self.spec.token.client_auth {
             super::ClientAuthMethod::ClientSecretBasic => {
                 // RFC 6749 §2.3.1, as at the token endpoint: both parts

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use url::form_urlencoded;
 use url::Url;
 
-use super::{AuthorizeSpec, BodyFormat, ClientAuthMethod, SpecProvider};
+use super::{AuthorizeSpec, BodyFormat, ClientAuthMethod, SpecProvider, TokenSpec};
 use crate::authorize::AuthorizeUrlParams;
 use crate::error::{Error, Result};
 use crate::http::HttpResponse;
@@ -103,16 +103,7 @@ impl SpecProvider {
             .reqwest()
             .post(call.url.clone())
             .header(reqwest::header::ACCEPT, "application/json");
-        // The spec's headers replace the defaults (GitHub's `Accept` is not
-        // sent twice).
-        let mut fixed = http::HeaderMap::new();
-        for (name, value) in &token.headers {
-            let invalid = || Error::configuration(format!("the token header `{name}` is invalid"));
-            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
-            let value = http::HeaderValue::from_str(value).map_err(|_| invalid())?;
-            fixed.append(name, value);
-        }
-        request = request.headers(fixed);
+        request = request.headers(fixed_headers(token)?);
         for (name, secret_name) in &token.secret_headers {
             if let Some(value) = self.secrets.get(secret_name) {
                 let mut value =
@@ -153,6 +144,19 @@ impl SpecProvider {
             self.settings.clock.now(),
         )
     }
+}
+
+/// The spec's fixed token headers, to replace the defaults of a request
+/// (GitHub's `Accept` is not sent twice).
+pub(super) fn fixed_headers(token: &TokenSpec) -> Result<http::HeaderMap> {
+    let mut fixed = http::HeaderMap::new();
+    for (name, value) in &token.headers {
+        let invalid = || Error::configuration(format!("the token header `{name}` is invalid"));
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let value = http::HeaderValue::from_str(value).map_err(|_| invalid())?;
+        fixed.append(name, value);
+    }
+    Ok(fixed)
 }
 
 /// Puts `params` in the body as the spec says.

@@ -19,9 +19,16 @@ use crate::token::ProviderId;
 pub struct TokenKey(Arc<str>);
 
 impl TokenKey {
-    /// The key of `account`'s token at `provider`, with no particular scopes.
+    /// The key of `account`'s token at `provider`, with no particular
+    /// scopes. Cheap enough to build per request: one allocation (the
+    /// shared string), the parts escaped on a stack buffer.
     pub fn new(provider: &ProviderId, account: &str) -> Self {
-        Self::with_scopes(provider, account, std::iter::empty::<&str>())
+        let mut text = KeyText::default();
+        text.push_escaped(provider.as_str());
+        text.push_str("|");
+        text.push_escaped(account);
+        text.push_str("|");
+        Self(text.into_shared())
     }
 
     /// The key of `account`'s token at `provider` for `scopes`.
@@ -91,6 +98,70 @@ impl TokenKey {
     }
 }
 
+/// A key's text while it is built: on the stack while it fits.
+struct KeyText {
+    stack: [u8; KeyText::STACK],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl Default for KeyText {
+    fn default() -> Self {
+        Self {
+            stack: [0; Self::STACK],
+            len: 0,
+            heap: None,
+        }
+    }
+}
+
+impl KeyText {
+    const STACK: usize = 192;
+
+    fn push_str(&mut self, part: &str) {
+        if let Some(heap) = &mut self.heap {
+            heap.push_str(part);
+        } else if self.len + part.len() <= Self::STACK {
+            self.stack[self.len..self.len + part.len()].copy_from_slice(part.as_bytes());
+            self.len += part.len();
+        } else {
+            let mut heap = String::with_capacity(self.len + part.len() + 16);
+            heap.push_str(self.as_str());
+            heap.push_str(part);
+            self.heap = Some(heap);
+        }
+    }
+
+    /// `part` with `%`, `|` and spaces escaped.
+    fn push_escaped(&mut self, part: &str) {
+        if !part.bytes().any(|b| matches!(b, b'%' | b'|' | b' ')) {
+            return self.push_str(part);
+        }
+        for piece in part.split_inclusive(['%', '|', ' ']) {
+            let (text, special) = match piece.as_bytes().last() {
+                Some(b'%') => (&piece[..piece.len() - 1], "%25"),
+                Some(b'|') => (&piece[..piece.len() - 1], "%7C"),
+                Some(b' ') => (&piece[..piece.len() - 1], "%20"),
+                _ => (piece, ""),
+            };
+            self.push_str(text);
+            self.push_str(special);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(heap) => heap,
+            // Only whole `&str`s are copied in, so this is valid UTF-8.
+            None => std::str::from_utf8(&self.stack[..self.len]).unwrap_or_default(),
+        }
+    }
+
+    fn into_shared(self) -> Arc<str> {
+        Arc::from(self.as_str())
+    }
+}
+
 fn escape(part: &str) -> String {
     part.replace('%', "%25")
         .replace('|', "%7C")
@@ -132,6 +203,24 @@ mod tests {
             TokenKey::new(&HIKE, "store-1"),
             TokenKey::new(&HIKE, "store-2")
         );
+    }
+
+    #[test]
+    fn the_fast_constructor_matches_the_general_one() {
+        let long = "x".repeat(500);
+        for (provider, account) in [
+            ("hike", "store-42"),
+            ("p|q", "a b%c|d"),
+            ("hike", long.as_str()),
+            ("h", "%%||  "),
+        ] {
+            let provider = ProviderId::new(provider);
+            assert_eq!(
+                TokenKey::new(&provider, account),
+                TokenKey::with_scopes(&provider, account, std::iter::empty::<&str>())
+            );
+            assert_eq!(TokenKey::new(&provider, account).account(), account);
+        }
     }
 
     #[test]
