@@ -13,7 +13,7 @@
 //! | authorize | `GET` the path of `authorize.url` | the spec's names; `response_type=code` when `send_response_type`; the client id; the redirect URI byte for byte; a scope when `scope_required`, joined with `scope_separator`; every `authorize.extra_params` with its value; PKCE (below) |
 //! | token | `POST` the path of `token.url` | the body format; `token.headers` and the secret headers set with [`SpecMock::set_secret`]; client authentication (below); `token.extra_params`, `code_params` and `refresh_params`; the grant |
 //! | refresh | `POST` the path of `token.refresh_url`, when the spec has one | as the token endpoint, refreshes only (the token endpoint then refuses them) |
-//! | revocation | `POST` the path of `revocation.url`, when the spec has one | RFC 7009: the body format, client authentication, `revocation.token_field` |
+//! | revocation | `POST` the path of `revocation.url`, when the spec has one | RFC 7009: the body format, client authentication, `token.headers`, `revocation.token_field` |
 //! | protected API | `GET /api/v1/me`, `POST /api/v1/echo` | as the other mocks (subject [`SUBJECT`]) |
 //!
 //! **PKCE** is checked unless the spec says `pkce = "off"` (then the

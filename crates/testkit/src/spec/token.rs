@@ -78,8 +78,11 @@ pub(super) fn revoke(s: &SpecShared, headers: &HeaderMap, body: &[u8]) -> Respon
     let Some(revocation) = &s.spec.revocation else {
         return Refusal::invalid_request("no revocation endpoint").answer(s);
     };
-    let checked = parse_body(revocation.body, headers, body)
-        .and_then(|params| authenticate(s, headers, &params).map(|()| params));
+    let checked = parse_body(revocation.body, headers, body).and_then(|params| {
+        authenticate(s, headers, &params)?;
+        check_fixed_headers(s, headers)?;
+        Ok(params)
+    });
     let params = match checked {
         Ok(params) => params,
         Err(refusal) => return refusal.answer(s),
@@ -316,17 +319,7 @@ fn authenticate(s: &SpecShared, headers: &HeaderMap, params: &Params) -> Result<
 
 /// The spec's fixed headers, and its secret headers whose secret was set.
 fn check_headers(s: &SpecShared, headers: &HeaderMap) -> Result<(), Refusal> {
-    for (name, value) in &s.spec.token.headers {
-        let sent = headers
-            .get_all(name.as_str())
-            .iter()
-            .any(|v| v == value.as_str());
-        if !sent {
-            return Err(Refusal::invalid_request(format!(
-                "this provider needs the header {name}: {value}"
-            )));
-        }
-    }
+    check_fixed_headers(s, headers)?;
     let secrets = s.lock().secrets.clone();
     for (name, secret) in &s.spec.token.secret_headers {
         let Some(expected) = secrets.get(secret) else {
@@ -338,6 +331,22 @@ fn check_headers(s: &SpecShared, headers: &HeaderMap) -> Result<(), Refusal> {
         {
             return Err(Refusal::invalid_client(format!(
                 "the {name} header does not carry the secret {secret}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The spec's fixed headers (token and revocation requests).
+fn check_fixed_headers(s: &SpecShared, headers: &HeaderMap) -> Result<(), Refusal> {
+    for (name, value) in &s.spec.token.headers {
+        let sent = headers
+            .get_all(name.as_str())
+            .iter()
+            .any(|v| v == value.as_str());
+        if !sent {
+            return Err(Refusal::invalid_request(format!(
+                "this provider needs the header {name}: {value}"
             )));
         }
     }
