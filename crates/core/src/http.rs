@@ -270,22 +270,45 @@ impl HttpClient {
             return Err(too_large());
         }
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let mut body = BytesMut::new();
+        let headers = std::mem::take(response.headers_mut());
+        // One buffer: a body that arrives in one chunk (the usual token
+        // answer) is kept as is; more chunks are gathered once.
+        let mut first: Option<Bytes> = None;
+        let mut gathered: Option<BytesMut> = None;
+        let mut len = 0usize;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(TransportFailure::from_reqwest)?
         {
-            if body.len() + chunk.len() > self.max_response_bytes {
+            len += chunk.len();
+            if len > self.max_response_bytes {
                 return Err(too_large());
             }
-            body.extend_from_slice(&chunk);
+            match (&mut gathered, first.take()) {
+                (Some(buffer), _) => buffer.extend_from_slice(&chunk),
+                (None, None) => first = Some(chunk),
+                (None, Some(earlier)) => {
+                    let mut buffer = BytesMut::with_capacity(
+                        response
+                            .content_length()
+                            .map_or(len * 2, |l| l as usize)
+                            .min(self.max_response_bytes),
+                    );
+                    buffer.extend_from_slice(&earlier);
+                    buffer.extend_from_slice(&chunk);
+                    gathered = Some(buffer);
+                }
+            }
         }
+        let body = match gathered {
+            Some(buffer) => buffer.freeze(),
+            None => first.unwrap_or_default(),
+        };
         Ok(HttpResponse {
             status,
             headers,
-            body: body.freeze(),
+            body,
         })
     }
 

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::http::HttpResponse;
 use crate::redact::{excerpt, field_excerpt};
 use crate::token::ProviderId;
-use crate::wire::{check_json_document, describe_json_error, error_code, invalid_response};
+use crate::wire::{describe_json_error, error_code, invalid_response, parse_json_document};
 
 /// A response from a token endpoint, with what is needed to describe a
 /// failure without leaking a secret.
@@ -67,10 +67,7 @@ impl<'a> JsonResponse<'a> {
                 self.status_error()
             }
         };
-        let value = serde_json::from_slice::<Value>(&self.response.body)
-            .map_err(|err| unusable(describe_json_error(&err)))?;
-        check_json_document(&self.response.body).map_err(unusable)?;
-        Ok(value)
+        parse_json_document(&self.response.body).map_err(unusable)
     }
 
     /// Decodes a JSON value into `T`, describing failures without quoting values.
