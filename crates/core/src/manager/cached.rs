@@ -87,11 +87,17 @@ impl RefreshTiming {
 /// it, and the store version it came from. Immutable; replaced whole.
 pub(crate) struct CachedToken {
     header: SecretString,
-    token_start: usize,
-    expires_at_ms: Option<u64>,
-    refresh_at_ms: Option<u64>,
+    /// Where the access token starts in `header` (after `Bearer `).
+    token_start: u32,
+    /// Milliseconds since the epoch; [`NEVER`] when unknown.
+    expires_at_ms: u64,
+    /// Milliseconds since the epoch; [`NEVER`] when not refreshed ahead.
+    refresh_at_ms: u64,
     pub(crate) version: u64,
 }
+
+/// "No such instant": an expiry that is not known.
+const NEVER: u64 = u64::MAX;
 
 impl CachedToken {
     pub(crate) fn new(token: &Token, version: u64, timing: &RefreshTiming) -> Self {
@@ -100,27 +106,27 @@ impl CachedToken {
             token.token_type,
             token.access_token.expose_secret()
         );
-        let token_start = token.token_type.len() + 1;
+        let token_start = u32::try_from(token.token_type.len() + 1).unwrap_or(0);
         let refresh_at = token
             .expires_at
             .map(|expires| timing.refresh_at(token.issued_at, expires, fastrand::f64()));
         Self {
             header: SecretString::from(header),
             token_start,
-            expires_at_ms: token.expires_at.map(unix_ms),
-            refresh_at_ms: refresh_at.map(unix_ms),
+            expires_at_ms: token.expires_at.map_or(NEVER, unix_ms),
+            refresh_at_ms: refresh_at.map_or(NEVER, unix_ms),
             version,
         }
     }
 
     /// Usable without starting a refresh.
     pub(crate) fn is_fresh(&self, now_ms: u64) -> bool {
-        self.refresh_at_ms.is_none_or(|at| now_ms < at)
+        now_ms < self.refresh_at_ms
     }
 
     /// Not yet expired (it may be due for refresh).
     pub(crate) fn is_valid(&self, now_ms: u64) -> bool {
-        self.expires_at_ms.is_none_or(|at| now_ms < at)
+        now_ms < self.expires_at_ms
     }
 
     pub(crate) fn header(&self) -> &str {
@@ -128,7 +134,7 @@ impl CachedToken {
     }
 
     pub(crate) fn expires_at_ms(&self) -> Option<u64> {
-        self.expires_at_ms
+        (self.expires_at_ms != NEVER).then_some(self.expires_at_ms)
     }
 }
 
@@ -168,8 +174,8 @@ fn empty() -> Arc<CachedToken> {
         Arc::new(CachedToken {
             header: SecretString::from(String::new()),
             token_start: 0,
-            expires_at_ms: Some(0),
-            refresh_at_ms: Some(0),
+            expires_at_ms: 0,
+            refresh_at_ms: 0,
             version: 0,
         })
     }))
@@ -198,7 +204,11 @@ impl AccessToken {
     /// The access token itself.
     pub fn expose_secret(&self) -> &str {
         let cached = self.cached();
-        &cached.header.expose_secret()[cached.token_start..]
+        cached
+            .header
+            .expose_secret()
+            .get(cached.token_start as usize..)
+            .unwrap_or_default()
     }
 
     /// The `Authorization` header value, e.g. `Bearer eyJ…`.
@@ -209,7 +219,7 @@ impl AccessToken {
     /// When it expires, if known.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.cached()
-            .expires_at_ms
+            .expires_at_ms()
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
     }
 

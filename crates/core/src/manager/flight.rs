@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::cached::AccessToken;
 use super::persist::Base;
-use super::slot::{lock, Flight, FlightFuture, Slot};
+use super::slot::{Flight, FlightFuture, Slot};
 use super::{Inner, TokenEvent};
 use crate::error::{DeferredReason, Error, ReauthorizationReason, Result};
 use crate::provider::Renewal;
@@ -86,28 +86,45 @@ impl Inner {
         force_version: Option<u64>,
         waiting: bool,
     ) -> FlightFuture {
-        let mut flight = slot.flight();
-        if let Some(running) = flight.as_ref() {
-            if waiting {
-                let waiters = slot.waiters.fetch_add(1, Ordering::Relaxed) + 1;
-                crate::metrics::coalesced_waiter(&key.provider());
-                tracing::trace!(token.key = %key, waiters, "joined the refresh in flight");
+        let now = self.clock.now_unix_ms();
+        slot.with_cold(|cold| {
+            if let Some(running) = cold.flight.as_ref() {
+                if waiting {
+                    cold.waiters += 1;
+                    crate::metrics::coalesced_waiter(&key.provider());
+                    tracing::trace!(token.key = %key, waiters = cold.waiters, "joined the refresh in flight");
+                }
+                return running.future.clone();
             }
-            return running.future.clone();
-        }
-        let refused = if self.closing.load(Ordering::Acquire) {
-            Some(Error::RefreshDeferred {
-                reason: DeferredReason::ShuttingDown,
-                retry_after: None,
-            })
-        } else {
-            // A flight that failed since the caller checked has set a backoff.
-            slot.deferred(self.clock.now_unix_ms())
-        };
-        if let Some(error) = refused {
-            return futures_util::future::ready(Err(error)).boxed().shared();
-        }
-        slot.waiters.store(0, Ordering::Relaxed);
+            let refused = if self.closing.load(Ordering::Acquire) {
+                Some(Error::RefreshDeferred {
+                    reason: DeferredReason::ShuttingDown,
+                    retry_after: None,
+                })
+            } else {
+                // A flight that failed since the caller checked has set a backoff.
+                cold.last_error
+                    .clone()
+                    .and_then(|last| slot.deferred_with(last, now))
+            };
+            if let Some(error) = refused {
+                return futures_util::future::ready(Err(error)).boxed().shared();
+            }
+            cold.waiters = 0;
+            let (future, flight) = self.spawn_flight(key, slot, force_version);
+            cold.flight = Some(flight);
+            future
+        })
+    }
+
+    /// Starts the refresh task of `key`; returns what callers await and
+    /// the flight to record.
+    fn spawn_flight(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        slot: &Arc<Slot>,
+        force_version: Option<u64>,
+    ) -> (FlightFuture, Flight) {
         let id = next_id();
         let task = {
             let inner = Arc::clone(self);
@@ -163,12 +180,12 @@ impl Inner {
         }
         .boxed()
         .shared();
-        *flight = Some(Flight {
+        let flight = Flight {
             id,
             future: shared.clone(),
             abort,
-        });
-        shared
+        };
+        (shared, flight)
     }
 
     /// Records a flight's result: span fields, metrics, events, backoff;
@@ -188,7 +205,7 @@ impl Inner {
         };
         let span = tracing::Span::current();
         span.record("outcome", outcome);
-        span.record("coalesced_waiters", slot.waiters.load(Ordering::Relaxed));
+        span.record("coalesced_waiters", slot.waiters());
         span.record("duration_ms", started.elapsed().as_millis() as u64);
         crate::metrics::manager_refresh(&key.provider(), outcome);
         let Err(error) = result else {
@@ -467,10 +484,11 @@ impl Inner {
         ) {
             return;
         }
-        let failures = slot
-            .failures
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
+        let failures = slot.with_cold(|cold| {
+            cold.failures = cold.failures.saturating_add(1);
+            cold.last_error = Some(error.clone());
+            cold.failures
+        });
         let (first, max) = self.backoff;
         let exponent = failures.saturating_sub(1).min(20);
         let backoff = first.saturating_mul(1 << exponent).min(max);
@@ -484,7 +502,6 @@ impl Inner {
             .clock
             .now_unix_ms()
             .saturating_add(delay.as_millis() as u64);
-        *lock(&slot.last_error) = Some(error.clone());
         slot.retry_at_ms.store(retry_at, Ordering::Relaxed);
         tracing::debug!(failures, retry_in_ms = delay.as_millis() as u64, error = %error, "refresh failed; backing off");
     }

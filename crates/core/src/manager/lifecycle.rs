@@ -138,7 +138,7 @@ impl TokenManager {
         {
             let slots = self.inner.slots.pin();
             for (key, slot) in slots.iter() {
-                if let Some(flight) = slot.flight().take() {
+                if let Some(flight) = slot.with_cold(|cold| cold.flight.take()) {
                     flight.abort.abort();
                     report.abandoned_refreshes.push(key.clone());
                 }

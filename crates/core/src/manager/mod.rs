@@ -221,10 +221,14 @@ impl TokenManager {
     /// A store read, not the hot path: for the access token use
     /// [`TokenManager::get`].
     pub async fn current_token(&self, key: &TokenKey) -> Result<Option<Token>> {
-        if let Some(slot) = self.inner.slots.pin().get(key) {
-            if let Some(pending) = slot.pending().as_ref() {
-                return Ok(Some(pending.token.clone()));
-            }
+        let pending = self
+            .inner
+            .slots
+            .pin()
+            .get(key)
+            .and_then(|slot| slot.pending_token());
+        if let Some(token) = pending {
+            return Ok(Some(token));
         }
         let stored = self.inner.store.load(key).await?;
         Ok(stored.map(|stored| Token::from_record(stored.record)))

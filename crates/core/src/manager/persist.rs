@@ -114,7 +114,7 @@ impl Inner {
                         key: key.clone(),
                         version,
                         expires_at: fresh.expires_at,
-                        coalesced_waiters: slot.waiters.load(Ordering::Relaxed),
+                        coalesced_waiters: slot.waiters(),
                     });
                     return Ok((access, FlightOutcome::Refreshed));
                 }
@@ -216,17 +216,18 @@ impl Inner {
 
     fn start_writer(self: &Arc<Self>, key: &TokenKey, slot: &Arc<Slot>, mut pending: PendingWrite) {
         let id = pending.id;
-        let mut guard = slot.pending();
-        let task =
-            self.tasks
-                .spawn(Arc::clone(self).write_pending(key.clone(), Arc::clone(slot), id));
-        pending.writer = Some(task.abort_handle());
-        *guard = Some(pending);
+        slot.with_cold(|cold| {
+            let task =
+                self.tasks
+                    .spawn(Arc::clone(self).write_pending(key.clone(), Arc::clone(slot), id));
+            pending.writer = Some(task.abort_handle());
+            cold.pending = Some(pending);
+        });
     }
 
     /// Takes the key's pending write (stopping its writer), if any.
     pub(super) fn take_pending(&self, slot: &Slot) -> Option<PendingWrite> {
-        slot.pending().take()
+        slot.with_cold(|cold| cold.pending.take())
     }
 
     /// Abandons the key's pending write (a new sign-in or a removal
@@ -266,17 +267,17 @@ impl Inner {
         loop {
             tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
             delay = (delay * 2).min(Duration::from_secs(5));
-            let (record, expected, ours) = {
-                let mut pending = slot.pending();
-                let Some(pending) = pending.as_mut().filter(|p| p.id == id) else {
-                    return;
-                };
+            let current = slot.with_cold(|cold| {
+                let pending = cold.pending.as_mut().filter(|p| p.id == id)?;
                 pending.attempts += 1;
-                (
+                Some((
                     pending.token.to_record(),
                     pending.expected,
                     pending.ours.clone(),
-                )
+                ))
+            });
+            let Some((record, expected, ours)) = current else {
+                return;
             };
             let outcome = self
                 .store
@@ -293,9 +294,11 @@ impl Inner {
                 Ok(CasOutcome::Conflict {
                     current: Some(current),
                 }) if is_ours(&current, &ours) => {
-                    if let Some(p) = slot.pending().as_mut().filter(|p| p.id == id) {
-                        p.expected = Some(current.version);
-                    }
+                    slot.with_cold(|cold| {
+                        if let Some(p) = cold.pending.as_mut().filter(|p| p.id == id) {
+                            p.expected = Some(current.version);
+                        }
+                    });
                     delay = Duration::from_millis(100);
                     continue;
                 }
@@ -317,7 +320,7 @@ impl Inner {
     }
 
     fn pending_landed(&self, key: &TokenKey, slot: &Slot, id: u64, version: u64) {
-        let Some(pending) = slot.pending().take_if(|p| p.id == id) else {
+        let Some(pending) = slot.with_cold(|cold| cold.pending.take_if(|p| p.id == id)) else {
             return;
         };
         self.pending_write_done();
@@ -343,7 +346,10 @@ impl Inner {
         id: u64,
         current: Option<&StoredToken>,
     ) {
-        if slot.pending().take_if(|p| p.id == id).is_none() {
+        if slot
+            .with_cold(|cold| cold.pending.take_if(|p| p.id == id))
+            .is_none()
+        {
             return;
         }
         self.pending_write_done();

@@ -60,15 +60,14 @@ impl TokenManager {
                 .filter_map(|(key, slot)| {
                     let cached = slot.current.load();
                     let Some(cached) = cached.as_ref() else {
-                        if !slot.in_backoff(now) && slot.flight().is_none() && !slot.has_pending() {
+                        if !slot.in_backoff(now) && !slot.has_flight() && !slot.has_pending() {
                             let _ = slots.remove_if(key, |_, s| {
                                 Arc::ptr_eq(s, slot) && s.current.load().is_none()
                             });
                         }
                         return None;
                     };
-                    let due =
-                        !cached.is_fresh(now) && !slot.in_backoff(now) && slot.flight().is_none();
+                    let due = !cached.is_fresh(now) && !slot.in_backoff(now) && !slot.has_flight();
                     due.then(|| {
                         (
                             cached.expires_at_ms().unwrap_or(u64::MAX),

@@ -1,7 +1,7 @@
 //! The per-key state: the cached token, the refresh in flight, the backoff
 //! after a failure, and a write the store has not taken yet.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -47,54 +47,105 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-/// The per-key state: the cached token (read lock-free) and the refresh in
-/// flight (a mutex taken only to start or join a refresh, never held across
-/// an `.await`).
+/// The per-key state. The hot path reads `current` (lock-free) and, for a
+/// token that is due, `retry_at_ms`; everything else (a refresh in flight,
+/// the last failure, a pending write) is rare and lives boxed in `cold`,
+/// which is empty (no allocation) for a key at rest: a million cached
+/// tokens cost a million small slots.
 #[derive(Default)]
 pub(crate) struct Slot {
     pub(crate) current: ArcSwapOption<CachedToken>,
-    pub(crate) flight: Mutex<Option<Flight>>,
-    pub(crate) waiters: AtomicUsize,
-    pub(crate) failures: AtomicU32,
     pub(crate) retry_at_ms: AtomicU64,
-    pub(crate) last_error: Mutex<Option<Error>>,
-    pub(crate) pending: Mutex<Option<PendingWrite>>,
+    cold: Mutex<Option<Box<Cold>>>,
+}
+
+/// A key's rare state (see [`Slot`]). Taken only to start, join or end a
+/// refresh, or to record a failure or a pending write; never held across
+/// an `.await`.
+#[derive(Default)]
+pub(crate) struct Cold {
+    pub(crate) flight: Option<Flight>,
+    pub(crate) waiters: usize,
+    pub(crate) failures: u32,
+    pub(crate) last_error: Option<Error>,
+    pub(crate) pending: Option<PendingWrite>,
+}
+
+impl Cold {
+    fn is_empty(&self) -> bool {
+        self.flight.is_none()
+            && self.failures == 0
+            && self.last_error.is_none()
+            && self.pending.is_none()
+    }
 }
 
 impl Slot {
-    pub(crate) fn flight(&self) -> MutexGuard<'_, Option<Flight>> {
-        lock(&self.flight)
+    /// Runs `f` on the key's rare state (made on demand, dropped again
+    /// when it is back to nothing).
+    pub(crate) fn with_cold<R>(&self, f: impl FnOnce(&mut Cold) -> R) -> R {
+        let mut cold = lock(&self.cold);
+        let state = cold.get_or_insert_with(Box::default);
+        let result = f(state);
+        if state.is_empty() {
+            *cold = None;
+        }
+        result
     }
 
-    pub(crate) fn pending(&self) -> MutexGuard<'_, Option<PendingWrite>> {
-        lock(&self.pending)
+    /// Reads the rare state without making it.
+    fn peek<R>(&self, f: impl FnOnce(&Cold) -> R, otherwise: R) -> R {
+        lock(&self.cold).as_deref().map_or(otherwise, f)
+    }
+
+    pub(crate) fn has_flight(&self) -> bool {
+        self.peek(|c| c.flight.is_some(), false)
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        self.peek(|c| c.pending.is_some(), false)
+    }
+
+    /// How many callers joined the running refresh besides the first.
+    pub(crate) fn waiters(&self) -> usize {
+        self.peek(|c| c.waiters, 0)
+    }
+
+    /// A clone of the pending write's token, if any.
+    pub(crate) fn pending_token(&self) -> Option<Token> {
+        self.peek(|c| c.pending.as_ref().map(|p| p.token.clone()), None)
     }
 
     /// Clears the flight `id`, if it is still the one recorded.
     pub(crate) fn clear_flight(&self, id: u64) {
-        let mut flight = self.flight();
-        if flight.as_ref().is_some_and(|f| f.id == id) {
-            *flight = None;
-        }
+        self.with_cold(|cold| {
+            if cold.flight.as_ref().is_some_and(|f| f.id == id) {
+                cold.flight = None;
+            }
+        });
     }
 
     pub(crate) fn in_backoff(&self, now_ms: u64) -> bool {
         now_ms < self.retry_at_ms.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn has_pending(&self) -> bool {
-        self.pending().is_some()
-    }
-
     /// While the key backs off after a failed refresh: the error to answer
     /// with instead of trying again. A re-authorization is returned as it
     /// was; anything else as [`Error::RefreshDeferred`] with the time left.
     pub(crate) fn deferred(&self, now_ms: u64) -> Option<Error> {
+        if !self.in_backoff(now_ms) {
+            return None;
+        }
+        let last = self.peek(|c| c.last_error.clone(), None)?;
+        self.deferred_with(last, now_ms)
+    }
+
+    /// [`Slot::deferred`] with the last error already read (under the lock).
+    pub(crate) fn deferred_with(&self, last: Error, now_ms: u64) -> Option<Error> {
         let retry_at = self.retry_at_ms.load(Ordering::Relaxed);
         if now_ms >= retry_at {
             return None;
         }
-        let last = lock(&self.last_error).clone()?;
         if last.requires_reauthorization() {
             return Some(last);
         }
@@ -113,8 +164,12 @@ impl Slot {
 
     /// Forgets the backoff (after a success).
     pub(crate) fn clear_backoff(&self) {
-        self.failures.store(0, Ordering::Relaxed);
-        self.retry_at_ms.store(0, Ordering::Relaxed);
-        *lock(&self.last_error) = None;
+        if self.retry_at_ms.swap(0, Ordering::Relaxed) != 0 || self.peek(|c| c.failures > 0, false)
+        {
+            self.with_cold(|cold| {
+                cold.failures = 0;
+                cold.last_error = None;
+            });
+        }
     }
 }
