@@ -111,7 +111,7 @@ impl Inner {
                 return futures_util::future::ready(Err(error)).boxed().shared();
             }
             cold.waiters = 0;
-            let (future, flight) = self.spawn_flight(key, slot, force_version);
+            let (future, flight) = self.spawn_flight(key, slot, force_version, waiting);
             cold.flight = Some(flight);
             future
         })
@@ -119,11 +119,15 @@ impl Inner {
 
     /// Starts the refresh task of `key`; returns what callers await and
     /// the flight to record.
+    /// `patient`: a caller waits for it (else it is a refresh ahead of
+    /// expiry, which does not wait for another instance's lease: the cached
+    /// token stays valid, and that instance's token is read next time).
     fn spawn_flight(
         self: &Arc<Self>,
         key: &TokenKey,
         slot: &Arc<Slot>,
         force_version: Option<u64>,
+        patient: bool,
     ) -> (FlightFuture, Flight) {
         let id = next_id();
         let task = {
@@ -147,7 +151,7 @@ impl Inner {
                         id,
                     };
                     let started = Instant::now();
-                    let result = AssertUnwindSafe(inner.run_flight(&key, &slot, force_version))
+                    let result = AssertUnwindSafe(inner.run_flight(&key, &slot, force_version, patient))
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|_| {
@@ -211,6 +215,20 @@ impl Inner {
         let Err(error) = result else {
             return;
         };
+        if let Error::RefreshDeferred {
+            reason: DeferredReason::OtherInstanceRefreshing,
+            retry_after: Some(after),
+        } = error
+        {
+            // Not a failure: another instance holds the lease. Look again
+            // when it may have stored its token.
+            let at = self
+                .clock
+                .now_unix_ms()
+                .saturating_add(after.as_millis() as u64);
+            slot.retry_at_ms.fetch_max(at, Ordering::Relaxed);
+            return;
+        }
         if !error.requires_reauthorization() {
             self.events.emit(TokenEvent::RefreshFailed {
                 key: key.clone(),
@@ -236,6 +254,7 @@ impl Inner {
         key: &TokenKey,
         slot: &Arc<Slot>,
         force_version: Option<u64>,
+        patient: bool,
     ) -> Result<(AccessToken, FlightOutcome)> {
         let renewer = self.renewers.get(&key.provider()).cloned().ok_or_else(|| {
             Error::configuration(format!(
@@ -264,7 +283,7 @@ impl Inner {
             },
         };
         let stored = match self
-            .acquire_lease(key, slot, &request, force_version)
+            .acquire_lease(key, slot, &request, force_version, patient)
             .await?
         {
             Leased::Fresh(stored) => return Ok(self.use_stored(slot, &stored)),
@@ -329,6 +348,7 @@ impl Inner {
         slot: &Slot,
         request: &LeaseRequest<'_>,
         force_version: Option<u64>,
+        patient: bool,
     ) -> Result<Leased> {
         let started = Instant::now();
         let fresh = |stored: Option<&StoredToken>| {
@@ -362,6 +382,12 @@ impl Inner {
             };
             if let Some(stored) = fresh(current.as_ref()) {
                 return Ok(Leased::Fresh(stored));
+            }
+            if !patient {
+                return Err(Error::RefreshDeferred {
+                    reason: DeferredReason::OtherInstanceRefreshing,
+                    retry_after: Some(remaining),
+                });
             }
             // Poll with plain reads until the other lease could be free.
             let free_at = Instant::now() + remaining;
@@ -494,6 +520,8 @@ impl Inner {
         let backoff = first.saturating_mul(1 << exponent).min(max);
         let backoff = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
         let delay = match (error, error.retry_after()) {
+            // Another instance's refresh: look again when its lease may be
+            // free (its token is then in the store), not later.
             (Error::RefreshDeferred { .. }, Some(after)) => backoff.min(after),
             (_, Some(after)) => backoff.max(after.min(Duration::from_secs(24 * 3600))),
             (_, None) => backoff,
