@@ -1,6 +1,8 @@
-//! End to end in a real browser: the `connect` example's app and the
-//! testkit's HyperSKU and Hike mocks, started in-process on 127.0.0.1, driven
-//! by headless Chromium through chromedriver (WebDriver, via fantoccini).
+//! End to end in a real browser: two instances of the `connect` example's
+//! app behind a small load balancer (one public URL), sharing one session
+//! file and one token file, and the testkit's HyperSKU and Hike mocks, all
+//! started in-process on 127.0.0.1, driven by headless Chromium through
+//! chromedriver (WebDriver, via fantoccini).
 //!
 //! ```text
 //! cargo test -p oauth2-adapters-tests --test browser -- --nocapture
@@ -14,8 +16,17 @@
 //! Allow → the account listed, and no issued token anywhere in the page;
 //! (b) the same for Hike; (c) Connect → Deny → "You declined access";
 //! (d) a consent URL with its `state` altered → Allow → rejected with the
-//! state-mismatch message, the account list unchanged. A screenshot of each
-//! step is saved to `target/e2e-screenshots/<step>.png`.
+//! state-mismatch message, the account list unchanged; (e) a sign-in
+//! started on instance 1 and completed on instance 2 (the balancer switched
+//! between consent and Allow), while the attacks on it fail: a session id
+//! planted in the browser is replaced when the sign-in starts (and no
+//! longer names a session), 1,100 cookie-less `POST /connect/hike` do not
+//! push it out, cross-site links to the callback with a bogus state or a
+//! forged denial do not cancel it, and after it the session id changes
+//! again; (f) a form on another site posting to `/connect/hike` is refused
+//! (403, no sign-in, no cookie). A screenshot of each step is saved to
+//! `target/e2e-screenshots/<step>.png`. The `Secure` flag behind https is
+//! checked without a browser, in `connect.rs`.
 
 use std::error::Error as StdError;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -25,11 +36,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use fantoccini::{Client, ClientBuilder, Locator};
 use oauth2_adapters::TokenStore;
-use oauth2_adapters_examples::connect::{ConnectApp, Options};
 use serde_json::json;
 use url::Url;
+
+mod connect_app;
+
+use connect_app::balancer::Balancer;
+use connect_app::sibling::Sibling;
+use connect_app::{callback, flood, http, start, Pair, COOKIE};
 
 type TestResult<T = ()> = Result<T, Box<dyn StdError + Send + Sync>>;
 
@@ -51,22 +68,27 @@ async fn a_person_connects_accounts_in_a_real_browser() -> TestResult {
     }
     let started = Instant::now();
     let driver = Chromedriver::start()?;
-    let app = ConnectApp::start(Options {
-        port: 0,
-        db: None,
-        real: false,
-        app_name: APP_NAME.to_owned(),
-    })
-    .await?;
+    let balancer = Arc::new(Balancer::start().await?);
+    let dir = tempfile::tempdir()?;
+    let pair = Pair::start(balancer.url(), APP_NAME, dir.path()).await?;
+    balancer.send_to(pair.one.local_url())?;
     let client = open_browser(&driver).await?;
+    let ready = started.elapsed();
 
     // The walk runs on its own task: a panic or a time-out there still
     // reaches the clean-up below.
-    let walk = tokio::spawn(walk_through(client.clone(), app.url().clone(), app.store()));
+    let rig = Rig {
+        public: balancer.url().clone(),
+        one: pair.one.local_url().clone(),
+        two: pair.two.local_url().clone(),
+        balancer: balancer.clone(),
+        store: pair.one.store(),
+    };
+    let walk = tokio::spawn(walk_through(client.clone(), rig));
     let outcome = tokio::time::timeout(WHOLE_TEST_TIMEOUT, walk).await;
 
     let closed = client.close().await;
-    app.shutdown().await;
+    pair.shutdown().await;
     drop(driver);
     match outcome {
         Err(_) => return Err(format!("the walk through took over {WHOLE_TEST_TIMEOUT:?}").into()),
@@ -74,14 +96,28 @@ async fn a_person_connects_accounts_in_a_real_browser() -> TestResult {
         Ok(Ok(result)) => result?,
     }
     closed?;
-    println!("browser test: done in {:.1?}", started.elapsed());
+    println!(
+        "browser test: done in {:.1?} (browser and apps ready in {ready:.1?})",
+        started.elapsed()
+    );
     Ok(())
 }
 
-/// Steps (a) to (d) of the module documentation.
-async fn walk_through(client: Client, app_url: Url, store: Arc<dyn TokenStore>) -> TestResult {
+/// What the walk through needs: the public URL (the balancer), each
+/// instance's own URL, the balancer and the shared token store.
+struct Rig {
+    public: Url,
+    one: Url,
+    two: Url,
+    balancer: Arc<Balancer>,
+    store: Arc<dyn TokenStore>,
+}
+
+/// Steps (a) to (f) of the module documentation.
+async fn walk_through(client: Client, rig: Rig) -> TestResult {
     let shots = Screenshots::new()?;
     let page = Page { client: &client };
+    let (app_url, store) = (&rig.public, rig.store.as_ref());
 
     page.goto(app_url.as_str()).await?;
     page.wait_for("#connect-hypersku").await?;
@@ -91,6 +127,7 @@ async fn walk_through(client: Client, app_url: Url, store: Arc<dyn TokenStore>) 
         "No account connected yet.",
         "home",
     )?;
+    ensure_served_by(&page, &rig.one, "home").await?;
     shots.take(&client, "01-home").await?;
 
     // (a) HyperSKU: Connect → consent → Allow → listed.
@@ -111,8 +148,8 @@ async fn walk_through(client: Client, app_url: Url, store: Arc<dyn TokenStore>) 
         "HyperSKU connected.",
         "notice",
     )?;
-    ensure_clean_home_url(&client, &app_url).await?;
-    ensure_no_token_in_page(&client, store.as_ref(), 1).await?;
+    ensure_clean_home_url(&client, app_url).await?;
+    ensure_no_token_in_page(&client, store, 1).await?;
     ensure_session_cookie_hidden_from_scripts(&client).await?;
     shots.take(&client, "03-hypersku-connected").await?;
 
@@ -126,8 +163,8 @@ async fn walk_through(client: Client, app_url: Url, store: Arc<dyn TokenStore>) 
     let row = row.text().await?;
     ensure_contains(&row, "Hike", "Hike row")?;
     ensure_contains(&row, "all", "Hike row (scopes)")?;
-    ensure_clean_home_url(&client, &app_url).await?;
-    ensure_no_token_in_page(&client, store.as_ref(), 2).await?;
+    ensure_clean_home_url(&client, app_url).await?;
+    ensure_no_token_in_page(&client, store, 2).await?;
     shots.take(&client, "05-hike-connected").await?;
     let accounts = page.text("#accounts").await?;
 
@@ -167,11 +204,188 @@ async fn walk_through(client: Client, app_url: Url, store: Arc<dyn TokenStore>) 
         &accounts,
         "accounts after the tampered state",
     )?;
-    let stored = store.keys().await?.len();
-    if stored != 2 {
-        return Err(format!("expected 2 stored accounts, found {stored}").into());
-    }
+    ensure_stored(store, 2).await?;
     shots.take(&client, "08-home-unchanged").await?;
+
+    across_instances_under_attack(&client, &rig, &shots).await?;
+    cross_site_form_refused(&client, &rig, &shots).await
+}
+
+/// (e): a sign-in started on instance 1 and completed on instance 2,
+/// through every attack of the module documentation.
+async fn across_instances_under_attack(
+    client: &Client,
+    rig: &Rig,
+    shots: &Screenshots,
+) -> TestResult {
+    let page = Page { client };
+    let curl = http()?;
+
+    // An attacker's own session (with a HyperSKU sign-in whose state they
+    // know), planted in the victim's browser.
+    let attacker = start(&curl, &rig.one, &rig.public, "hypersku", None).await?;
+    let sibling = Sibling::start(format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+        attacker.cookie
+    ))
+    .await?;
+    page.goto(sibling.url().as_str()).await?;
+    page.wait_for("#planted").await?;
+    let planted = session_cookie_value(client).await;
+    if planted.as_deref() != Some(attacker.cookie.as_str()) {
+        return Err(format!("the session id was not planted: {planted:?}").into());
+    }
+    page.goto(rig.public.as_str()).await?;
+
+    // The victim connects Hike on instance 1: the planted id is replaced,
+    // and no longer names a session.
+    page.click("#connect-hike").await?;
+    page.wait_for("#allow").await?;
+    let consent = client.current_url().await?;
+    let during = client.get_named_cookie(COOKIE).await?.value().to_owned();
+    if during == attacker.cookie {
+        return Err("the planted session id was kept when the sign-in started".into());
+    }
+    let attacker_callback = format!("code=stolen&state={}", attacker.state()?);
+    let (to, _) = callback(
+        &curl,
+        &rig.one,
+        "hypersku",
+        &attacker_callback,
+        Some(&attacker.cookie),
+    )
+    .await?;
+    ensure_same(
+        &to,
+        "/error/hypersku/not-in-progress",
+        "the planted id after Connect",
+    )?;
+
+    // 1,100 cookie-less sign-ins do not push the victim's out.
+    let flooded = Instant::now();
+    flood(&curl, &rig.one, &rig.public, "hike", 1_100, 16).await?;
+    println!(
+        "browser test: 1,100 cookie-less POSTs in {:.1?}",
+        flooded.elapsed()
+    );
+
+    // From here the balancer sends everything to instance 2.
+    rig.balancer.send_to(&rig.two)?;
+
+    // Cross-site links to the callback (top-level navigations carry the
+    // Lax cookie): a bogus state, then a forged denial. Neither cancels it.
+    page.goto(
+        rig.public
+            .join("callback/hike?code=forged&state=bogus")?
+            .as_str(),
+    )
+    .await?;
+    let error = page.wait_for("#error").await?.text().await?;
+    ensure_contains(&error, "(state mismatch)", "bogus-state callback")?;
+    ensure_served_by(&page, &rig.two, "bogus-state callback").await?;
+    shots.take(client, "09-bogus-state-on-instance-2").await?;
+    page.goto(
+        rig.public
+            .join("callback/hike?error=access_denied")?
+            .as_str(),
+    )
+    .await?;
+    let error = page.wait_for("#error").await?.text().await?;
+    ensure_contains(&error, "You declined access to Hike", "forged denial")?;
+
+    // The victim's consent page, still open: Allow → connected, by instance 2.
+    page.goto(consent.as_str()).await?;
+    page.wait_for("#allow").await?;
+    page.click("#allow").await?;
+    let notice = page.wait_for("#notice").await?.text().await?;
+    ensure_contains(
+        &notice,
+        "Hike connected.",
+        "sign-in completed on instance 2",
+    )?;
+    ensure_served_by(&page, &rig.two, "home after the sign-in").await?;
+    ensure_clean_home_url(client, &rig.public).await?;
+    ensure_stored(rig.store.as_ref(), 3).await?;
+    ensure_no_token_in_page(client, rig.store.as_ref(), 3).await?;
+    shots
+        .take(client, "10-hike-connected-on-instance-2")
+        .await?;
+
+    // The session id changed again, and the old one names nothing.
+    if let Ok(after) = client.get_named_cookie(COOKIE).await {
+        if after.value() == during {
+            return Err("the session id was kept when the sign-in completed".into());
+        }
+    }
+    let replay = format!(
+        "code=x&state={}",
+        connect_app::query_value(&consent, "state").ok_or("no state")?
+    );
+    let (to, _) = callback(&curl, &rig.two, "hike", &replay, Some(&during)).await?;
+    ensure_same(
+        &to,
+        "/error/hike/not-in-progress",
+        "the sign-in's id after it completed",
+    )
+}
+
+/// (f): a page on another site whose form posts to `/connect/hike`.
+async fn cross_site_form_refused(client: &Client, rig: &Rig, shots: &Screenshots) -> TestResult {
+    let page = Page { client };
+    page.goto(rig.public.as_str()).await?;
+    let cookies_before = session_cookie_value(client).await;
+    let html = format!(
+        "<!DOCTYPE html><title>Elsewhere</title><form method=\"post\" action=\"{}\">\
+         <button id=\"go\" type=\"submit\">Win a prize</button></form>",
+        rig.public.join("connect/hike")?
+    );
+    let elsewhere = format!(
+        "data:text/html;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(html)
+    );
+    page.goto(&elsewhere).await?;
+    page.click("#go").await?;
+    let error = page.wait_for("#error").await?.text().await?;
+    ensure_contains(&error, "Request refused", "cross-site form")?;
+    let url = client.current_url().await?;
+    if url.origin() != rig.public.origin() || url.path() != "/connect/hike" {
+        return Err(format!("the cross-site form went on to {url}").into());
+    }
+    shots.take(client, "11-cross-site-form-refused").await?;
+    page.goto(rig.public.as_str()).await?;
+    ensure_same(
+        &format!("{:?}", session_cookie_value(client).await),
+        &format!("{cookies_before:?}"),
+        "the session cookie after the cross-site form",
+    )?;
+    ensure_stored(rig.store.as_ref(), 3).await
+}
+
+/// The session cookie's value, if the browser has one.
+async fn session_cookie_value(client: &Client) -> Option<String> {
+    client
+        .get_named_cookie(COOKIE)
+        .await
+        .ok()
+        .map(|cookie| cookie.value().to_owned())
+}
+
+/// The page's footer names `instance` (`127.0.0.1:PORT`).
+async fn ensure_served_by(page: &Page<'_>, instance: &Url, what: &str) -> TestResult {
+    let expected = format!(
+        "{}:{}",
+        instance.host_str().unwrap_or_default(),
+        instance.port().unwrap_or_default()
+    );
+    ensure_same(&page.text("#served-by").await?, &expected, what)
+}
+
+/// The shared token store holds `expected` accounts.
+async fn ensure_stored(store: &dyn TokenStore, expected: usize) -> TestResult {
+    let stored = store.keys().await?.len();
+    if stored != expected {
+        return Err(format!("expected {expected} stored accounts, found {stored}").into());
+    }
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! The command line: global options, and one subcommand group per concern
-//! (`tokens …` today; `check …` is meant to sit beside it).
+//! The command line: global options, and one subcommand per concern:
+//! `tokens …` (stored tokens) and `check SPEC` (a provider spec file).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -58,13 +58,73 @@ pub struct DatabaseArgs {
     pub postgres: Option<SecretArg>,
 }
 
-/// The subcommand groups. A new concern (e.g. `check` for provider
-/// files) is a new variant with its own subcommand enum.
+/// The subcommand groups. A new concern is a new variant (with its own
+/// subcommand enum when it has several commands).
 #[derive(Subcommand)]
 pub enum Command {
     /// Stored tokens: list, refresh, delete, re-encrypt.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Loads and checks a provider spec file, then shows the authorize URL
+    /// and the exact token requests the engine would send with it, secrets
+    /// masked. Sends nothing; needs no database and no credentials.
+    Check(CheckArgs),
+}
+
+/// `check SPEC`.
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The spec file: TOML, or JSON when its name ends in `.json`.
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    /// The redirect URI of the example authorization.
+    #[arg(
+        long,
+        value_name = "URI",
+        default_value = "https://app.example/callback"
+    )]
+    pub redirect_uri: String,
+    /// The client id the requests carry.
+    #[arg(long, value_name = "ID", default_value = "your-client-id")]
+    pub client_id: String,
+    /// A scope (repeatable): asked for in the authorization (default: the
+    /// spec's `default_scopes`) and in the client credentials request.
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// An extra authorize parameter (repeatable), as an application adds
+    /// with `AuthorizeRequest::with_param`.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub params: Vec<(String, String)>,
+    /// Turns PKCE on or off, as `SpecProviderBuilder::pkce` does (a spec
+    /// saying `required` refuses `off`). Default: the spec's.
+    #[arg(long, value_enum, value_name = "ON_OFF")]
+    pub pkce: Option<OnOff>,
+    /// The environment variable holding a client secret to build the
+    /// requests with (it is masked like the placeholder used without it).
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+    /// `NAME=VAR`: the secret `NAME` of the spec's `token.secret_headers`,
+    /// from the environment variable `VAR` (repeatable; default: a
+    /// placeholder for each, masked).
+    #[arg(long = "secret-env", value_name = "NAME=VAR", value_parser = name_value)]
+    pub secret_envs: Vec<(String, String)>,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// `NAME=VALUE`, split at the first `=`; the name must not be empty.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err("expected NAME=VALUE".to_owned()),
+    }
 }
 
 /// `tokens …`.

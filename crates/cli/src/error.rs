@@ -67,6 +67,22 @@ pub enum CliError {
          providers that rotate refresh tokens the user must sign in again"
     )]
     NotPersisted(String),
+    /// A provider spec that does not load or validate (`check`).
+    #[error("{}: {}", path.display(), spec_message(path, source))]
+    Spec {
+        /// The spec file.
+        path: PathBuf,
+        /// The field at fault and why (specs hold no secret).
+        source: oauth2_adapters::SpecError,
+    },
+    /// An argument of `check` that cannot be used (an unset variable, a
+    /// secret the spec does not name). Never quotes a secret.
+    #[error("{0}")]
+    CheckInput(String),
+    /// `check` could not watch the engine's request (it never got one, or
+    /// its output would have shown a secret).
+    #[error("{0}")]
+    Capture(String),
     /// The user did not confirm.
     #[error("not deleted: the deletion was not confirmed (pass --yes to skip the question)")]
     NotConfirmed,
@@ -111,7 +127,9 @@ impl CliError {
             | Self::KeysRequired(_)
             | Self::BadKey
             | Self::ProviderConfig { .. }
-            | Self::ProviderMismatch { .. } => 2,
+            | Self::ProviderMismatch { .. }
+            | Self::Spec { .. }
+            | Self::CheckInput(_) => 2,
             Self::Library { source, .. }
                 if matches!(**source, oauth2_adapters::Error::Configuration { .. }) =>
             {
@@ -119,7 +137,9 @@ impl CliError {
             }
             Self::NotFound(_) => 3,
             Self::NotConfirmed => 4,
-            Self::Library { .. } | Self::NotPersisted(_) | Self::Io { .. } => 1,
+            Self::Library { .. } | Self::NotPersisted(_) | Self::Io { .. } | Self::Capture(_) => {
+                1
+            }
         })
     }
 
@@ -129,7 +149,7 @@ impl CliError {
         let mut causes = Vec::new();
         let mut next = std::error::Error::source(self);
         // The library error's own message is already part of ours.
-        if let Self::Library { .. } | Self::BadKeys(_) | Self::Io { .. } = self {
+        if let Self::Library { .. } | Self::BadKeys(_) | Self::Io { .. } | Self::Spec { .. } = self {
             next = next.and_then(std::error::Error::source);
         }
         while let Some(cause) = next {
@@ -144,6 +164,16 @@ impl CliError {
             next = cause.source();
         }
         causes
+    }
+}
+
+/// A spec error without the file's name twice (a file that cannot be read
+/// names it as its field).
+fn spec_message(path: &std::path::Path, error: &oauth2_adapters::SpecError) -> String {
+    if error.field == path.display().to_string() {
+        error.message.clone()
+    } else {
+        error.to_string()
     }
 }
 

@@ -328,7 +328,7 @@ fn string_field<'a>(table: &'a toml::Table, name: &str) -> Result<Option<&'a str
 }
 
 /// `NAME_LIKE_THIS`: what `*_env` fields hold.
-fn is_variable_name(name: &str) -> bool {
+pub(crate) fn is_variable_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name

@@ -8,7 +8,9 @@
 //!   (scheme, host and port; `null` is refused).
 //!
 //! A request with neither is refused too: every browser the app supports
-//! sends at least one on a form `POST`. `SameSite=Lax` on the session
+//! sends at least one on a form `POST`. (The pages' `Referrer-Policy` is
+//! `same-origin`: under `no-referrer` browsers send `Origin: null` even on
+//! the app's own posts.) `SameSite=Lax` on the session
 //! cookie already keeps it off cross-site POSTs; this check also stops a
 //! cross-site form from *starting* a sign-in in a fresh session.
 

@@ -70,14 +70,16 @@ pub(crate) fn router(state: Arc<AppState>, sessions: SqliteStore, secure_cookies
         .with_state(state)
 }
 
-/// Every response: never cached, never framed, no referrer (the callback
-/// URL carries a code), nothing loaded but the inline style.
+/// Every response: never cached, never framed, a referrer only to the app
+/// itself (`same-origin`: no page URL reaches another site; and unlike
+/// `no-referrer`, browsers still send the real `Origin` on the app's own
+/// form posts, which [`guard`] checks), nothing loaded but the inline style.
 async fn page_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \

@@ -6,6 +6,9 @@
 // Each test crate that includes this module uses part of it.
 #![allow(dead_code)]
 
+pub mod balancer;
+pub mod sibling;
+
 use std::path::Path;
 
 use oauth2_adapters::testkit::MockServer as _;

@@ -1,5 +1,6 @@
 //! The commands, one module each; `run` dispatches.
 
+mod check;
 mod delete;
 mod list;
 mod reencrypt;
@@ -27,6 +28,8 @@ pub struct Context {
 /// Runs the command.
 pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
+        // A spec file: no database, no keys.
+        Command::Check(args) => check::run(&args, cli.json).await,
         Command::Tokens(command) => {
             // Everything that can be checked without a connection, first.
             let keys = key_ring(cli.keys.as_ref())?;
