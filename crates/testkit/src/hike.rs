@@ -134,6 +134,25 @@ impl HikeMock {
         consent::submit_decision(&self.core, AUTHORIZE_PATH, authorize_url, "deny").await
     }
 
+    /// Issues `count` grants at once, each as a sign-in's code exchange
+    /// would (scope `all`, a new grant family, a refresh token valid for
+    /// [`MockConfig::refresh_token_lifetime`]), without a request: for load
+    /// tests that need many live refresh tokens (the wave bench seeds
+    /// 100,000). Returns `(access_token, refresh_token)` pairs; nothing is
+    /// recorded in [`MockServer::requests`](crate::MockServer::requests).
+    pub fn issue_grants(&self, count: usize) -> Vec<(String, String)> {
+        let shared = &self.core.shared;
+        let now = shared.now();
+        let lifetime = shared.config.refresh_token_lifetime;
+        shared
+            .lock()
+            .grants
+            .start_families(count, TOKEN_PREFIX, SCOPE, now, lifetime)
+            .into_iter()
+            .map(|tokens| (tokens.access_token, tokens.refresh_token))
+            .collect()
+    }
+
     /// Stops the server (for every clone) and waits for open connections.
     pub async fn shutdown(self) {
         self.core.shutdown().await;

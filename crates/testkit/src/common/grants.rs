@@ -327,6 +327,26 @@ impl Grants {
         (tokens, grant.scope)
     }
 
+    /// Starts `count` families at once, as `count` code exchanges for
+    /// `scope` would, without codes: the first pair of each.
+    pub(crate) fn start_families(
+        &mut self,
+        count: usize,
+        prefix: &str,
+        scope: &str,
+        now: SystemTime,
+        refresh_lifetime: Duration,
+    ) -> Vec<IssuedTokens> {
+        self.refresh_tokens.reserve(count);
+        (0..count)
+            .map(|_| {
+                self.families += 1;
+                let family = self.families;
+                self.issue_pair(prefix, scope, family, now, refresh_lifetime)
+            })
+            .collect()
+    }
+
     /// A refresh without rotation: `refresh_token` must be live (known,
     /// unspent, unrevoked, unexpired) and stays so; a new access token is
     /// issued in its family. Returns it and the scope.

@@ -397,3 +397,29 @@ async fn hypersku_refresh_responses_are_held_too() -> TestResult {
     assert!(started.elapsed() < HOLD, "{:?}", started.elapsed());
     Ok(())
 }
+
+#[tokio::test]
+async fn hike_issues_many_grants_without_requests() -> TestResult {
+    let mock = HikeMock::start(MockConfig::default()).await?;
+    let grants = mock.issue_grants(3);
+    assert_eq!(grants.len(), 3);
+    assert!(mock.requests().is_empty(), "no request was made");
+    assert_eq!(mock.issued_access_tokens(), 3);
+    let mut refresh_tokens: Vec<_> = grants.iter().map(|(_, r)| r.clone()).collect();
+    refresh_tokens.sort();
+    refresh_tokens.dedup();
+    assert_eq!(refresh_tokens.len(), 3, "distinct refresh tokens");
+    for (access, refresh) in &grants {
+        assert!(mock.is_access_token_valid(access));
+        assert!(mock.is_refresh_token_valid(refresh));
+    }
+    // Each rotates once, like a signed-in grant; the spent one is refused.
+    let (_, first) = &grants[0];
+    let next = hike_refresh(&mock, first).await?.map_err(|e| e.to_string())?;
+    assert!(mock.is_refresh_token_valid(&next.refresh));
+    assert!(hike_refresh(&mock, first).await?.is_err());
+    assert_eq!(mock.refresh_token_reuses(), 1);
+    // Families are separate: the reuse revoked nothing of the others.
+    assert!(mock.is_refresh_token_valid(&grants[1].1));
+    Ok(())
+}
