@@ -330,3 +330,67 @@ async fn a_closed_port_is_a_connect_error_that_was_never_sent() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+mod hike_pkce {
+    use oauth2_adapters::{
+        AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, PendingAuthorization,
+        SecretString,
+    };
+    use oauth2_adapters_tests::{CodeFlowMock, REDIRECT_URI};
+
+    use super::*;
+
+    /// Hike with PKCE turned on, against the mock (which verifies it).
+    async fn hike_with_pkce(
+    ) -> oauth2_adapters_tests::Fixture<Hike, oauth2_adapters::testkit::HikeMock> {
+        let fx = oauth2_adapters_tests::hike().await;
+        let provider = Hike::builder(credentials(&fx.mock))
+            .base_url(fx.mock.base_url().as_str())
+            .settings(context(&fx.clock))
+            .pkce(true)
+            .build()
+            .expect("the adapter builds");
+        oauth2_adapters_tests::Fixture { provider, ..fx }
+    }
+
+    #[tokio::test]
+    async fn the_mock_checks_the_verifier_the_adapter_sends() {
+        let fx = hike_with_pkce().await;
+        let token = sign_in(&fx).await.expect("signed in with PKCE");
+        assert!(token.refresh_token.is_some());
+
+        // The same flow with a verifier that does not answer the challenge.
+        let (url, pending) = fx
+            .provider
+            .authorize(AuthorizeRequest::new(REDIRECT_URI).unwrap())
+            .unwrap();
+        let challenge = url
+            .query_pairs()
+            .find(|(k, _)| k == "code_challenge_method");
+        assert_eq!(
+            challenge.map(|(_, v)| v.into_owned()).as_deref(),
+            Some("S256")
+        );
+        let mut parts = pending.into_parts();
+        parts.pkce_verifier = Some(SecretString::from(
+            "another-verifier-0123456789-abcdefghijklmnop".to_owned(),
+        ));
+        let pending = PendingAuthorization::from_parts(parts).unwrap();
+        let callback = fx.mock.approve_url(&url).await.expect("the mock approves");
+        let err = fx
+            .provider
+            .handle_callback(CallbackParams::from_url(&callback).unwrap(), pending)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Provider {
+                    code: ErrorCode::InvalidGrant,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}

@@ -10,7 +10,12 @@
 //! Exchange: `client_id`, `client_secret`, `grant_type=authorization_code`,
 //! `code`, `redirect_uri`. Refresh: `client_id`, `client_secret`,
 //! `grant_type=refresh_token`, `refresh_token` (rotated: the old one is
-//! spent). Extra parameters (e.g. PKCE's `code_verifier`) are ignored.
+//! spent). PKCE (RFC 7636): an authorization with a `code_challenge`
+//! (`S256`, or `plain` when no `code_challenge_method` is sent) issues a
+//! code that is exchanged only with the `code_verifier` answering it (a
+//! missing or wrong one: `invalid_grant`, the code stays usable); a
+//! malformed challenge or an unknown method gets the error page. Other
+//! extra parameters are ignored.
 //!
 //! Success (HTTP 200): `{"access_token","token_type":"Bearer","expires":<now + lifetime, epoch seconds>,"expires_in":<lifetime>,"refresh_token"}`.
 //!
@@ -56,7 +61,7 @@ use url::Url;
 use crate::common::api::{self, ApiProfile};
 use crate::common::consent::{self, AuthorizeRequest};
 use crate::common::faults::{self, rfc6749_fault_body};
-use crate::common::grants::{GrantError, IssuedTokens};
+use crate::common::grants::{GrantError, IssuedTokens, PkceChallenge};
 use crate::common::http::{content_type, has_content_type, json_response, unix_secs, Params};
 use crate::common::server::{MockCore, Shared};
 use crate::common::{impl_mock_provider, MockConfig, MockError};
@@ -207,6 +212,15 @@ async fn authorize(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery)
     if let Some(unknown) = scope.split(' ').find(|s| !s.is_empty() && *s != SCOPE) {
         return consent::error_page(PROVIDER, &format!("unknown scope {unknown:?}"));
     }
+    let pkce = match PkceChallenge::parse(
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+        "code_challenge",
+        "code_challenge_method",
+    ) {
+        Ok(pkce) => pkce,
+        Err(message) => return consent::error_page(PROVIDER, &message),
+    };
     let request = AuthorizeRequest {
         provider: PROVIDER,
         path: AUTHORIZE_PATH,
@@ -214,7 +228,7 @@ async fn authorize(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery)
         redirect_uri,
         scope,
         state,
-        pkce: None,
+        pkce: pkce.as_ref(),
     };
     consent::decide(&shared, &params, request)
 }
@@ -251,18 +265,20 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             else {
                 return invalid_request("code and redirect_uri are required");
             };
-            shared
-                .lock()
+            // A code issued with a PKCE challenge needs the verifier
+            // that answers it; one issued without needs none.
+            let verifier = Some(params.get("code_verifier"));
+            let mut state = shared.lock();
+            state
                 .grants
-                .exchange_code(
-                    code,
-                    &shared.config.client_id,
-                    redirect_uri,
-                    TOKEN_PREFIX,
-                    now,
-                    lifetime,
-                )
-                .map(|(tokens, _scope)| tokens)
+                .redeem_code_with(code, &shared.config.client_id, redirect_uri, verifier, now)
+                .map(|grant| {
+                    let (tokens, _scope) =
+                        state
+                            .grants
+                            .start_family(grant, TOKEN_PREFIX, now, lifetime);
+                    tokens
+                })
         }
         "refresh_token" => {
             let Some(refresh_token) = params.get("refresh_token") else {

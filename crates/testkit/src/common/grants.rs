@@ -56,6 +56,42 @@ impl PkceChallenge {
     }
 }
 
+impl PkceChallenge {
+    /// The challenge of an authorization request (RFC 7636 §4.3) from its
+    /// `code_challenge` and `code_challenge_method` values, named
+    /// `challenge_name` and `method_name` in the messages: `None` when no
+    /// challenge was sent, `plain` when no method was; a malformed
+    /// challenge or an unknown method is refused with a message.
+    pub(crate) fn parse(
+        challenge: Option<&str>,
+        method: Option<&str>,
+        challenge_name: &str,
+        method_name: &str,
+    ) -> Result<Option<Self>, String> {
+        let Some(challenge) = challenge else {
+            return Ok(None);
+        };
+        if !is_pkce_value(challenge) {
+            return Err(format!(
+                "{challenge_name} must be 43 to 128 unreserved characters (RFC 7636 §4.2)"
+            ));
+        }
+        let method = match method {
+            None | Some("plain") => PkceMethod::Plain,
+            Some("S256") => PkceMethod::S256,
+            Some(other) => {
+                return Err(format!(
+                    "unsupported {method_name} {other:?} (S256 or plain)"
+                ))
+            }
+        };
+        Ok(Some(Self {
+            challenge: challenge.to_owned(),
+            method,
+        }))
+    }
+}
+
 /// 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`
 /// (RFC 7636 §4.1 for verifiers, §4.2 for challenges).
 pub(crate) fn is_pkce_value(value: &str) -> bool {

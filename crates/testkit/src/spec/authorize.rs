@@ -4,7 +4,7 @@ use axum::response::Response;
 
 use super::SpecShared;
 use crate::common::consent::{self, AuthorizeRequest};
-use crate::common::grants::{is_pkce_value, PkceChallenge, PkceMethod};
+use crate::common::grants::PkceChallenge;
 use crate::common::http::Params;
 
 /// Answers `GET <authorize path>?<query>`: the consent page, a redirect
@@ -126,33 +126,17 @@ fn pkce_challenge(s: &SpecShared, params: &Params) -> Result<Option<PkceChalleng
         return Ok(None);
     };
     let names = &authorize.params;
-    let Some(challenge) = params.get(&names.code_challenge) else {
-        if s.requires_pkce() {
-            return Err(format!(
-                "PKCE is required: missing parameter {}",
-                names.code_challenge
-            ));
-        }
-        return Ok(None);
-    };
-    if !is_pkce_value(challenge) {
+    let challenge = params.get(&names.code_challenge);
+    if challenge.is_none() && s.requires_pkce() {
         return Err(format!(
-            "{} must be 43 to 128 unreserved characters (RFC 7636 §4.2)",
+            "PKCE is required: missing parameter {}",
             names.code_challenge
         ));
     }
-    let method = match params.get(&names.code_challenge_method) {
-        None | Some("plain") => PkceMethod::Plain,
-        Some("S256") => PkceMethod::S256,
-        Some(other) => {
-            return Err(format!(
-                "unsupported {} {other:?} (S256 or plain)",
-                names.code_challenge_method
-            ))
-        }
-    };
-    Ok(Some(PkceChallenge {
-        challenge: challenge.to_owned(),
-        method,
-    }))
+    PkceChallenge::parse(
+        challenge,
+        params.get(&names.code_challenge_method),
+        &names.code_challenge,
+        &names.code_challenge_method,
+    )
 }

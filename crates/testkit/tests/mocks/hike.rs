@@ -260,3 +260,74 @@ async fn approve_and_deny_locations() -> TestResult {
     ));
     Ok(())
 }
+
+/// A code issued for an authorization with a PKCE challenge.
+async fn code_with_challenge(
+    mock: &HikeMock,
+    challenge: &str,
+    method: Option<&str>,
+) -> Result<String, MockError> {
+    let mut url = mock.build_authorize_url(Some("s"));
+    url.query_pairs_mut()
+        .append_pair("code_challenge", challenge);
+    if let Some(method) = method {
+        url.query_pairs_mut()
+            .append_pair("code_challenge_method", method);
+    }
+    let callback = mock.approve(&url).await?;
+    Ok(query_param(&callback, "code").unwrap_or_default())
+}
+
+async fn exchange_with_verifier(
+    mock: &HikeMock,
+    code: &str,
+    verifier: Option<&str>,
+) -> Result<(u16, Value), Box<dyn std::error::Error + Send + Sync>> {
+    let config = mock.config();
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", config.client_id.as_str()),
+        ("client_secret", config.client_secret.as_str()),
+        ("code", code),
+        ("redirect_uri", config.redirect_uri.as_str()),
+    ];
+    pairs.extend(verifier.map(|v| ("code_verifier", v)));
+    post_form(mock.token_url(), &pairs).await
+}
+
+#[tokio::test]
+async fn pkce_is_verified_when_a_challenge_was_sent() -> TestResult {
+    use crate::spec_support::{OTHER_VERIFIER, RFC_CHALLENGE, RFC_VERIFIER};
+    let (mock, _clock) = start().await?;
+    for (challenge, method) in [
+        (RFC_CHALLENGE, Some("S256")),
+        (RFC_VERIFIER, Some("plain")),
+        (RFC_VERIFIER, None),
+    ] {
+        let code = code_with_challenge(&mock, challenge, method).await?;
+        for wrong in [None, Some(OTHER_VERIFIER), Some("short")] {
+            let (status, body) = exchange_with_verifier(&mock, &code, wrong).await?;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{method:?} with {wrong:?}: {body}"
+            );
+        }
+        // A PKCE failure leaves the code usable; the right verifier wins.
+        let (status, body) = exchange_with_verifier(&mock, &code, Some(RFC_VERIFIER)).await?;
+        assert_eq!(status, 200, "{method:?}: {body}");
+    }
+    // Without a challenge, no verifier is needed (and one sent is ignored).
+    let code = code(&mock).await?;
+    let (status, body) = exchange_with_verifier(&mock, &code, Some(OTHER_VERIFIER)).await?;
+    assert_eq!(status, 200, "{body}");
+    // A malformed challenge or an unknown method gets the error page.
+    for (challenge, method) in [("short", Some("S256")), (RFC_CHALLENGE, Some("S512"))] {
+        let outcome = code_with_challenge(&mock, challenge, method).await;
+        assert!(
+            matches!(outcome, Err(MockError::NoRedirect { status: 400, .. })),
+            "{challenge} {method:?}: {outcome:?}"
+        );
+    }
+    Ok(())
+}
