@@ -1,6 +1,8 @@
-//! The binary, run as an operator would, on SQLite and on PostgreSQL.
+//! The binary, run as an operator would, on SQLite and on PostgreSQL (and
+//! `check`, which needs no database).
 
 mod bad_input;
+mod check;
 mod delete;
 mod harness;
 mod list;

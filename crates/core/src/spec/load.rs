@@ -9,11 +9,15 @@ use super::{ProviderSpec, RenewalKind};
 
 /// A spec that cannot be used: which field, and why. Specs hold no secret
 /// (those are given to the builder), so the message may quote the spec.
+///
+/// Shown as ``provider spec: `token.url`: …`` for a field, and as
+/// `provider spec: line 4: …` where parsing stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("provider spec: `{field}`: {message}")]
+#[error("provider spec: {}: {message}", self.place())]
 pub struct SpecError {
     /// The field at fault (`token.url`, `response.envelope.success`, …),
-    /// or where parsing stopped.
+    /// or where parsing stopped (`line 4`, `line 1, column 9`,
+    /// `(document)`), or the file that could not be read.
     pub field: String,
     /// What is wrong with it.
     pub message: String,
@@ -24,6 +28,21 @@ impl SpecError {
         Self {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// The field quoted as code; a position as it is (no field name is
+    /// `(…)` or `line N…`: they are the spec's dotted keys).
+    fn place(&self) -> String {
+        let position = self.field == "(document)"
+            || self
+                .field
+                .strip_prefix("line ")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+        if position {
+            self.field.clone()
+        } else {
+            format!("`{}`", self.field)
         }
     }
 }
@@ -51,10 +70,12 @@ impl ProviderSpec {
     /// Reads and checks a spec written in JSON.
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
         let spec: Self = serde_json::from_str(text).map_err(|error| {
-            SpecError::new(
-                format!("line {}, column {}", error.line(), error.column()),
-                error.to_string(),
-            )
+            let (line, column) = (error.line(), error.column());
+            // serde_json's message ends with the position: said once.
+            let message = error.to_string();
+            let suffix = format!(" at line {line} column {column}");
+            let message = message.strip_suffix(&suffix).unwrap_or(&message);
+            SpecError::new(format!("line {line}, column {column}"), message)
         })?;
         spec.validate()?;
         Ok(spec)

@@ -107,6 +107,21 @@ fn a_bad_spec_is_refused_naming_the_field() {
     let unknown = ProviderSpec::from_toml(&minimal("colour = \"blue\"")).unwrap_err();
     assert!(unknown.message.contains("colour"), "{unknown}");
     assert_eq!(unknown.field, "line 4");
+    // A position is not quoted as a field name is.
+    assert!(
+        unknown.to_string().starts_with("provider spec: line 4: "),
+        "{unknown}"
+    );
+    let missing = ProviderSpec::from_toml("id = \"p\"\n").unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "provider spec: line 1: missing field `token`"
+    );
+    let bad_url = ProviderSpec::from_toml(&minimal("").replace("https://p.example/t", "x"));
+    assert!(bad_url
+        .unwrap_err()
+        .to_string()
+        .starts_with("provider spec: `token.url`: "),);
     let typed =
         ProviderSpec::from_toml(&minimal("[response]\nstatus_200_only = \"yes\"")).unwrap_err();
     assert!(
@@ -114,6 +129,12 @@ fn a_bad_spec_is_refused_naming_the_field() {
         "{typed}"
     );
     assert!(ProviderSpec::from_json(r#"{"id":"p","token":{"url":"https://p.example/t"}}"#).is_ok());
+    let json = ProviderSpec::from_json(r#"{"id":"p"}"#).unwrap_err();
+    assert_eq!(json.field, "line 1, column 10");
+    assert_eq!(
+        json.to_string(),
+        "provider spec: line 1, column 10: missing field `token`"
+    );
     assert_eq!(
         ProviderSpec::from_json(r#"{"id":"p","token":{"url":"x"}}"#)
             .unwrap_err()

@@ -1,37 +1,33 @@
 //! A capturing server on 127.0.0.1: the `SpecProvider` that `check` builds
 //! is pointed at it (`SpecProviderBuilder::base_url`, which keeps the
 //! paths), so what it records is the request the engine really sends, as
-//! it left reqwest, and nothing reaches the provider. Every request is
-//! answered `400 {"error": "invalid_request"}` and its connection closed.
+//! it left reqwest, and nothing reaches the provider. It is a one-handler
+//! axum server: every request is recorded and answered
+//! `400 {"error": "invalid_request"}`, its connection closed.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::body::to_bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::error::{CliError, CliResult};
 
-/// The longest request head read (the engine's are well under 2 KiB).
-const MAX_HEAD: usize = 64 * 1024;
-/// The longest body read.
+/// The longest body read (the engine's are well under 2 KiB); a longer
+/// one is not recorded.
 const MAX_BODY: usize = 1024 * 1024;
-/// How long one connection may take to send its request.
+/// How long one request may take to send its body.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every request is answered with.
 const ANSWER_BODY: &str = r#"{"error":"invalid_request","error_description":"oauth2-adapters-cli check captured this request: nothing was sent"}"#;
-
-fn answer() -> String {
-    format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{ANSWER_BODY}",
-        ANSWER_BODY.len()
-    )
-}
 
 /// One request, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,16 +36,19 @@ pub struct Captured {
     pub method: String,
     /// The path and query (`/oauth/token`).
     pub target: String,
-    /// The headers, in the order sent (names as sent: lowercase).
+    /// The headers, in the order received (several values of one name
+    /// together, at the first one's place), names lowercase.
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
 }
 
+type Requests = Arc<Mutex<Vec<Captured>>>;
+
 /// The running server; it stops when dropped.
 pub struct Capture {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Captured>>>,
+    requests: Requests,
     task: JoinHandle<()>,
 }
 
@@ -62,18 +61,23 @@ impl Drop for Capture {
 impl Capture {
     /// Listens on a free port of 127.0.0.1.
     pub async fn start() -> CliResult<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|err| CliError::Io {
-                context: "listening on 127.0.0.1 to capture the requests",
-                source: err,
-            })?;
-        let addr = listener.local_addr().map_err(|err| CliError::Io {
+        let io = |source| CliError::Io {
             context: "listening on 127.0.0.1 to capture the requests",
-            source: err,
-        })?;
-        let requests: Arc<Mutex<Vec<Captured>>> = Arc::default();
-        let task = tokio::spawn(serve(listener, requests.clone()));
+            source,
+        };
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(io)?;
+        let addr = listener.local_addr().map_err(io)?;
+        let requests = Requests::default();
+        let router = Router::new()
+            .fallback(record)
+            .with_state(Arc::clone(&requests));
+        let task = tokio::spawn(async move {
+            // It only stops with an error it cannot accept through (the
+            // calls then fail, and `one` reports their error).
+            let _ = axum::serve(listener, router).await;
+        });
         Ok(Self {
             addr,
             requests,
@@ -105,138 +109,132 @@ impl Capture {
     }
 
     fn take(&self) -> Vec<Captured> {
-        std::mem::take(
-            &mut *self
-                .requests
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        std::mem::take(&mut *lock(&self.requests))
     }
 }
 
-async fn serve(listener: TcpListener, requests: Arc<Mutex<Vec<Captured>>>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let requests = requests.clone();
-        tokio::spawn(async move {
-            let mut stream = stream;
-            if let Ok(Ok(Some(request))) =
-                tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await
-            {
-                requests
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(request);
-            }
-            let _ = stream.write_all(answer().as_bytes()).await;
-            let _ = stream.shutdown().await;
+fn lock(requests: &Requests) -> std::sync::MutexGuard<'_, Vec<Captured>> {
+    requests.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The one handler: records the request (unless its body is too long or
+/// too slow), then answers it.
+async fn record(State(requests): State<Requests>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Ok(Ok(body)) = tokio::time::timeout(READ_TIMEOUT, to_bytes(body, MAX_BODY)).await {
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        lock(&requests).push(Captured {
+            method: parts.method.as_str().to_owned(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+            headers,
+            body: body.to_vec(),
         });
     }
+    answer()
 }
 
-/// Reads one HTTP/1.1 request with a `Content-Length` body (what reqwest
-/// sends for the engine's fixed bodies); `None` for anything else.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Captured>> {
-    let mut buffer = Vec::with_capacity(4096);
-    let head_end = loop {
-        if let Some(at) = find(&buffer, b"\r\n\r\n") {
-            break at;
-        }
-        if buffer.len() > MAX_HEAD || read_more(stream, &mut buffer).await? == 0 {
-            return Ok(None);
-        }
-    };
-    let Some(mut request) = parse_head(&String::from_utf8_lossy(&buffer[..head_end])) else {
-        return Ok(None);
-    };
-    let length = match header(&request, "content-length") {
-        Some(value) => match value.parse::<usize>() {
-            Ok(length) if length <= MAX_BODY => length,
-            _ => return Ok(None),
-        },
-        None if header(&request, "transfer-encoding").is_some() => return Ok(None),
-        None => 0,
-    };
-    let mut body = buffer.split_off(head_end + 4);
-    while body.len() < length {
-        if read_more(stream, &mut body).await? == 0 {
-            return Ok(None);
-        }
-    }
-    body.truncate(length);
-    request.body = body;
-    Ok(Some(request))
-}
-
-async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut chunk = [0u8; 4096];
-    let read = stream.read(&mut chunk).await?;
-    buffer.extend_from_slice(&chunk[..read]);
-    Ok(read)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
-}
-
-/// The request line and the headers.
-fn parse_head(head: &str) -> Option<Captured> {
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next()?.split(' ');
-    let method = request_line.next()?.to_owned();
-    let target = request_line.next()?.to_owned();
-    let mut headers = Vec::new();
-    for line in lines {
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
-    Some(Captured {
-        method,
-        target,
-        headers,
-        body: Vec::new(),
-    })
-}
-
-fn header<'a>(request: &'a Captured, name: &str) -> Option<&'a str> {
-    request
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+fn answer() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CONNECTION, HeaderValue::from_static("close")),
+        ],
+        ANSWER_BODY,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
     use super::*;
 
-    #[test]
-    fn the_answer_is_well_formed() {
-        let text = answer();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("content-length: {}", body.len())));
-        assert!(serde_json::from_str::<serde_json::Value>(body).is_ok());
+    /// Sends `request` as is and returns the whole answer.
+    async fn send(capture: &Capture, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(capture.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8(answer).unwrap()
     }
 
-    #[test]
-    fn heads_parse() {
-        let request =
-            parse_head("POST /oauth/token?a=b HTTP/1.1\r\naccept: application/json\r\nx: a:b")
-                .unwrap();
+    #[tokio::test]
+    async fn requests_are_recorded_as_received_and_refused() {
+        let capture = Capture::start().await.unwrap();
+        let answer = send(
+            &capture,
+            b"POST /oauth/token?a=b HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Later: a:b\r\n\
+              Accept: application/json\r\nx-later: c\r\nContent-Length: 11\r\n\r\ncode=x&y=%2",
+        )
+        .await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+
+        let requests = capture.take();
+        assert_eq!(requests.len(), 1);
+        let request = &requests[0];
         assert_eq!(request.method, "POST");
         assert_eq!(request.target, "/oauth/token?a=b");
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
         assert_eq!(
             request.headers,
-            [
-                ("accept".to_owned(), "application/json".to_owned()),
-                ("x".to_owned(), "a:b".to_owned())
-            ]
+            pairs(&[
+                ("host", "127.0.0.1"),
+                ("x-later", "a:b"),
+                ("x-later", "c"),
+                ("accept", "application/json"),
+                ("content-length", "11"),
+            ])
         );
-        assert!(parse_head("POST\r\n").is_none());
-        assert!(parse_head("POST / HTTP/1.1\r\nno colon").is_none());
+        assert_eq!(request.body, b"code=x&y=%2");
+        assert!(capture.take().is_empty(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_not_recorded() {
+        let capture = Capture::start().await.unwrap();
+        let length = MAX_BODY + 1;
+        let mut request =
+            format!("POST /t HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n\r\n")
+                .into_bytes();
+        request.resize(request.len() + length, b'a');
+        let answer = send(&capture, &request).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(capture.take().is_empty());
+
+        let answer = send(&capture, b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        let requests = capture.take();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            (requests[0].method.as_str(), requests[0].target.as_str()),
+            ("GET", "/x")
+        );
+        assert!(requests[0].body.is_empty());
     }
 }

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use oauth2_adapters::prelude::*;
 use oauth2_adapters::{
-    HttpConfig, ProviderId, ProviderSettings, ProviderSpec, RenewalKind, RetryPolicy,
-    SecretString, SpecProvider,
+    HttpConfig, ProviderId, ProviderSettings, ProviderSpec, RenewalKind, RetryPolicy, SecretString,
+    SpecProvider,
 };
 use url::Url;
 
@@ -241,7 +241,12 @@ async fn inspect(spec: &ProviderSpec, args: &CheckArgs) -> CliResult<Report> {
         SystemTime::now(),
     );
     if renewal == RenewalKind::RefreshToken {
-        label(&mut masks, REFRESH_TOKEN, "[refresh_token]", "the refresh token");
+        label(
+            &mut masks,
+            REFRESH_TOKEN,
+            "[refresh_token]",
+            "the refresh token",
+        );
         token.refresh_token = Some(SecretString::from(REFRESH_TOKEN));
         let captured = capture
             .one(captor.refresh(&token))
@@ -259,7 +264,12 @@ async fn inspect(spec: &ProviderSpec, args: &CheckArgs) -> CliResult<Report> {
         requests.push((Grant::ClientCredentials, request));
     }
     if let (Some(revocation), Some(url)) = (&spec.revocation, real.revocation_url()) {
-        label(&mut masks, ACCESS_TOKEN, "[access_token]", "the access token");
+        label(
+            &mut masks,
+            ACCESS_TOKEN,
+            "[access_token]",
+            "the access token",
+        );
         let captured = capture
             .one(captor.revoke(&token))
             .await

@@ -80,7 +80,9 @@ pub fn text(path: &Path, spec: &ProviderSpec, report: &Report) -> String {
             authorization.url
         );
     } else {
-        out.push_str("\nAuthorization: none (the spec has no [authorize]: client credentials only)\n");
+        out.push_str(
+            "\nAuthorization: none (the spec has no [authorize]: client credentials only)\n",
+        );
     }
     for grant in [
         Grant::AuthorizationCode,
@@ -90,7 +92,13 @@ pub fn text(path: &Path, spec: &ProviderSpec, report: &Report) -> String {
     ] {
         match report.requests.iter().find(|(g, _)| *g == grant) {
             Some((_, request)) => {
-                let _ = writeln!(out, "\n{}\n  {} {}", grant.title(), request.method, request.url);
+                let _ = writeln!(
+                    out,
+                    "\n{}\n  {} {}",
+                    grant.title(),
+                    request.method,
+                    request.url
+                );
                 for (name, value) in &request.headers {
                     let _ = writeln!(out, "  {name}: {}", printable(value));
                 }
@@ -168,7 +176,11 @@ fn response(r: &ResponseSpec) -> Vec<String> {
         },
         r.refresh_token
     )];
-    let mut expiry = format!("expires in `{}` ({})", r.expires_in, unit(r.expires_in_unit));
+    let mut expiry = format!(
+        "expires in `{}` ({})",
+        r.expires_in,
+        unit(r.expires_in_unit)
+    );
     if let Some(at) = &r.expires_at {
         let precedence = serde_json::to_value(r.expiry_precedence)
             .ok()
