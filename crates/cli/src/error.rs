@@ -137,9 +137,7 @@ impl CliError {
             }
             Self::NotFound(_) => 3,
             Self::NotConfirmed => 4,
-            Self::Library { .. } | Self::NotPersisted(_) | Self::Io { .. } | Self::Capture(_) => {
-                1
-            }
+            Self::Library { .. } | Self::NotPersisted(_) | Self::Io { .. } | Self::Capture(_) => 1,
         })
     }
 
@@ -149,7 +147,8 @@ impl CliError {
         let mut causes = Vec::new();
         let mut next = std::error::Error::source(self);
         // The library error's own message is already part of ours.
-        if let Self::Library { .. } | Self::BadKeys(_) | Self::Io { .. } | Self::Spec { .. } = self {
+        if let Self::Library { .. } | Self::BadKeys(_) | Self::Io { .. } | Self::Spec { .. } = self
+        {
             next = next.and_then(std::error::Error::source);
         }
         while let Some(cause) = next {
