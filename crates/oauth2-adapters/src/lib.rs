@@ -69,6 +69,7 @@ pub mod book_doctests {
         Middleware => "middleware.md",
         Observability => "observability.md",
         AddingAProvider => "adding-a-provider.md",
+        ProviderSpecs => "provider-specs.md",
         Security => "security.md",
         Reliability => "reliability.md",
         Benchmarks => "benchmarks.md",
