@@ -48,7 +48,7 @@ pub use provider::{SpecProvider, SpecProviderBuilder};
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ProviderSpec {
-    /// The provider id recorded in its tokens and keys (`[a-z0-9_-]+`).
+    /// The provider id recorded in its tokens and keys (`[a-z0-9._-]+`).
     pub id: String,
     /// Its name as people know it (default: the id).
     #[serde(default)]

@@ -347,8 +347,10 @@ impl SpecMock {
         self.spec.lock().authorize_extras.clone()
     }
 
-    /// From now on, token and revocation requests must carry the header
-    /// the spec's `token.secret_headers` sends for the secret `name`, with
+    /// From now on, token requests (exchange, refresh, client credentials;
+    /// not revocation, where the engine does not send secret headers) must
+    /// carry the header the spec's `token.secret_headers` sends for the
+    /// secret `name`, with
     /// `value` (a wrong or missing one is `401 invalid_client`). Until a
     /// secret is set, its header is not checked.
     pub fn set_secret(&self, name: impl Into<String>, value: impl Into<String>) {
