@@ -415,7 +415,9 @@ async fn hike_issues_many_grants_without_requests() -> TestResult {
     }
     // Each rotates once, like a signed-in grant; the spent one is refused.
     let (_, first) = &grants[0];
-    let next = hike_refresh(&mock, first).await?.map_err(|e| e.to_string())?;
+    let next = hike_refresh(&mock, first)
+        .await?
+        .map_err(|e| e.to_string())?;
     assert!(mock.is_refresh_token_valid(&next.refresh));
     assert!(hike_refresh(&mock, first).await?.is_err());
     assert_eq!(mock.refresh_token_reuses(), 1);
