@@ -177,8 +177,9 @@ impl TokenManagerBuilder {
         let background = self.background;
         let manager = TokenManager {
             inner: Arc::new(Inner {
+                id: super::local::next_manager_id(),
                 slots: papaya::HashMap::builder()
-                    .hasher(foldhash::fast::RandomState::default())
+                    .hasher(crate::store::KeyHashBuilder)
                     .resize_mode(papaya::ResizeMode::Blocking)
                     .build(),
                 store: Arc::new(GuardedStore::new(self.store, self.store_timeout)),

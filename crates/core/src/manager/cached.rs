@@ -1,10 +1,10 @@
 //! What the hot path reads: a compact, immutable view of one token.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
+use triomphe::ThinArc;
 
 use crate::token::{DisplayTime, Token};
 
@@ -83,17 +83,59 @@ impl RefreshTiming {
 }
 
 /// One cached token: the `Authorization` header value (which contains the
-/// access token, so the secret is stored once), its expiry, when to refresh
-/// it, and the store version it came from. Immutable; replaced whole.
-pub(crate) struct CachedToken {
-    header: SecretString,
-    /// Where the access token starts in `header` (after `Bearer `).
-    token_start: u32,
-    /// Milliseconds since the epoch; [`NEVER`] when unknown.
-    expires_at_ms: u64,
-    /// Milliseconds since the epoch; [`NEVER`] when not refreshed ahead.
+/// access token, so the secret is stored once), when to refresh it, its
+/// expiry, and the store version it came from. Immutable; replaced whole.
+///
+/// One allocation: a reference count, [`Meta`] and the header's bytes
+/// inline (a thin pointer, as `arc-swap` needs).
+#[derive(Clone)]
+#[repr(transparent)]
+pub(crate) struct CachedToken(ThinArc<Meta, SecretByte>);
+
+/// A byte of the header, zeroed when the token is dropped (as
+/// `SecretString` does).
+#[repr(transparent)]
+pub(crate) struct SecretByte(u8);
+
+impl Drop for SecretByte {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is a valid, writable byte; volatile, so the
+        // write to memory about to be freed is not optimized away.
+        unsafe { std::ptr::write_volatile(&mut self.0, 0) };
+    }
+}
+
+/// What a [`CachedToken`] knows besides its header.
+pub(crate) struct Meta {
+    /// Milliseconds since the epoch; [`NEVER`] when not refreshed ahead
+    /// (the expiry is unknown). The one field the hot path reads.
     refresh_at_ms: u64,
-    pub(crate) version: u64,
+    version: u64,
+    /// The expiry, after `refresh_at_ms`: in milliseconds, or in whole
+    /// seconds (rounded down) when `offset_in_secs`.
+    expiry_offset: u32,
+    offset_in_secs: bool,
+    /// Where the access token starts in the header (after `Bearer `).
+    token_start: u8,
+}
+
+// SAFETY: a `CachedToken` is exactly a `ThinArc` (`repr(transparent)`),
+// whose own implementation this forwards to.
+unsafe impl arc_swap::RefCnt for CachedToken {
+    type Base = <ThinArc<Meta, SecretByte> as arc_swap::RefCnt>::Base;
+
+    fn into_ptr(me: Self) -> *mut Self::Base {
+        <ThinArc<Meta, SecretByte> as arc_swap::RefCnt>::into_ptr(me.0)
+    }
+
+    fn as_ptr(me: &Self) -> *mut Self::Base {
+        <ThinArc<Meta, SecretByte> as arc_swap::RefCnt>::as_ptr(&me.0)
+    }
+
+    unsafe fn from_ptr(ptr: *const Self::Base) -> Self {
+        // SAFETY: forwarded; `ptr` came from `into_ptr` or `as_ptr` above.
+        Self(unsafe { <ThinArc<Meta, SecretByte> as arc_swap::RefCnt>::from_ptr(ptr) })
+    }
 }
 
 /// "No such instant": an expiry that is not known.
@@ -101,40 +143,91 @@ const NEVER: u64 = u64::MAX;
 
 impl CachedToken {
     pub(crate) fn new(token: &Token, version: u64, timing: &RefreshTiming) -> Self {
-        let header = format!(
+        let mut header = format!(
             "{} {}",
             token.token_type,
             token.access_token.expose_secret()
         );
-        let token_start = u32::try_from(token.token_type.len() + 1).unwrap_or(0);
-        let refresh_at = token
-            .expires_at
-            .map(|expires| timing.refresh_at(token.issued_at, expires, fastrand::f64()));
-        Self {
-            header: SecretString::from(header),
-            token_start,
-            expires_at_ms: token.expires_at.map_or(NEVER, unix_ms),
-            refresh_at_ms: refresh_at.map_or(NEVER, unix_ms),
+        let token_start = u8::try_from(token.token_type.len() + 1).unwrap_or(0);
+        let (refresh_at_ms, expiry_offset, offset_in_secs) = match token.expires_at {
+            None => (NEVER, 0, false),
+            Some(expires) => {
+                let refresh = unix_ms(timing.refresh_at(token.issued_at, expires, fastrand::f64()));
+                let offset = unix_ms(expires).saturating_sub(refresh);
+                match u32::try_from(offset) {
+                    Ok(ms) => (refresh, ms, false),
+                    Err(_) => (
+                        refresh,
+                        u32::try_from(offset / 1000).unwrap_or(u32::MAX),
+                        true,
+                    ),
+                }
+            }
+        };
+        let meta = Meta {
+            refresh_at_ms,
             version,
-        }
+            expiry_offset,
+            offset_in_secs,
+            token_start,
+        };
+        let cached = Self(ThinArc::from_header_and_iter(
+            meta,
+            header.bytes().map(SecretByte),
+        ));
+        // Zeroes the header's only other copy.
+        secrecy::zeroize::Zeroize::zeroize(&mut header);
+        cached
+    }
+
+    fn meta(&self) -> &Meta {
+        &self.0.header.header
     }
 
     /// Usable without starting a refresh.
     pub(crate) fn is_fresh(&self, now_ms: u64) -> bool {
-        now_ms < self.refresh_at_ms
+        now_ms < self.meta().refresh_at_ms
     }
 
     /// Not yet expired (it may be due for refresh).
     pub(crate) fn is_valid(&self, now_ms: u64) -> bool {
-        now_ms < self.expires_at_ms
+        self.expires_at_ms().is_none_or(|expires| now_ms < expires)
     }
 
     pub(crate) fn header(&self) -> &str {
-        self.header.expose_secret()
+        let bytes = &self.0.slice;
+        // SAFETY: `SecretByte` is a transparent `u8`; the bytes were copied
+        // from a `String` (`new`) and are only changed when dropped.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                bytes.as_ptr().cast::<u8>(),
+                bytes.len(),
+            ))
+        }
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.meta().version
     }
 
     pub(crate) fn expires_at_ms(&self) -> Option<u64> {
-        (self.expires_at_ms != NEVER).then_some(self.expires_at_ms)
+        let meta = self.meta();
+        if meta.refresh_at_ms == NEVER {
+            return None;
+        }
+        let offset = u64::from(meta.expiry_offset);
+        let offset = if meta.offset_in_secs {
+            offset * 1000
+        } else {
+            offset
+        };
+        Some(meta.refresh_at_ms.saturating_add(offset))
+    }
+
+    fn access_token(&self) -> &str {
+        self.header()
+            .get(usize::from(self.meta().token_start)..)
+            .unwrap_or_default()
     }
 }
 
@@ -152,68 +245,45 @@ pub struct AccessToken(Held);
 
 enum Held {
     /// Borrowed from the cache, without a reference-count increment.
-    Guard(arc_swap::Guard<Option<Arc<CachedToken>>>),
+    Guard(arc_swap::Guard<Option<CachedToken>>),
     /// Owned.
-    Arc(Arc<CachedToken>),
+    Owned(CachedToken),
 }
 
 impl Clone for AccessToken {
     fn clone(&self) -> Self {
-        let owned = match &self.0 {
-            Held::Guard(guard) => guard.as_ref().map_or_else(empty, Arc::clone),
-            Held::Arc(arc) => Arc::clone(arc),
-        };
-        Self(Held::Arc(owned))
+        Self(Held::Owned(self.cached().clone()))
     }
-}
-
-/// What an (impossible) guard over no token reads as.
-fn empty() -> Arc<CachedToken> {
-    static EMPTY: std::sync::OnceLock<Arc<CachedToken>> = std::sync::OnceLock::new();
-    Arc::clone(EMPTY.get_or_init(|| {
-        Arc::new(CachedToken {
-            header: SecretString::from(String::new()),
-            token_start: 0,
-            expires_at_ms: 0,
-            refresh_at_ms: 0,
-            version: 0,
-        })
-    }))
 }
 
 impl AccessToken {
-    pub(crate) fn owned(cached: Arc<CachedToken>) -> Self {
-        Self(Held::Arc(cached))
+    pub(crate) fn owned(cached: CachedToken) -> Self {
+        Self(Held::Owned(cached))
     }
 
     /// A guard known to hold a token.
-    pub(crate) fn guarded(guard: arc_swap::Guard<Option<Arc<CachedToken>>>) -> Self {
+    pub(crate) fn guarded(guard: arc_swap::Guard<Option<CachedToken>>) -> Self {
         Self(Held::Guard(guard))
     }
 
     pub(crate) fn cached(&self) -> &CachedToken {
         match &self.0 {
-            Held::Guard(guard) => match guard.as_deref() {
+            Held::Guard(guard) => match guard.as_ref() {
                 Some(cached) => cached,
-                None => empty_ref(),
+                None => empty(),
             },
-            Held::Arc(arc) => arc,
+            Held::Owned(cached) => cached,
         }
     }
 
     /// The access token itself.
     pub fn expose_secret(&self) -> &str {
-        let cached = self.cached();
-        cached
-            .header
-            .expose_secret()
-            .get(cached.token_start as usize..)
-            .unwrap_or_default()
+        self.cached().access_token()
     }
 
     /// The `Authorization` header value, e.g. `Bearer eyJ…`.
     pub fn expose_authorization_header(&self) -> &str {
-        self.cached().header.expose_secret()
+        self.cached().header()
     }
 
     /// When it expires, if known.
@@ -225,13 +295,25 @@ impl AccessToken {
 
     /// The store version it came from (changes with every refresh).
     pub fn version(&self) -> u64 {
-        self.cached().version
+        self.cached().version()
     }
 }
 
-fn empty_ref() -> &'static CachedToken {
-    static EMPTY: std::sync::OnceLock<Arc<CachedToken>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(empty)
+/// What an (impossible) guard over no token reads as.
+fn empty() -> &'static CachedToken {
+    static EMPTY: std::sync::OnceLock<CachedToken> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| {
+        CachedToken(ThinArc::from_header_and_iter(
+            Meta {
+                refresh_at_ms: 0,
+                version: 0,
+                expiry_offset: 0,
+                offset_in_secs: false,
+                token_start: 0,
+            },
+            std::iter::empty(),
+        ))
+    })
 }
 
 impl fmt::Debug for AccessToken {
@@ -248,6 +330,7 @@ impl fmt::Debug for AccessToken {
 mod tests {
     use super::*;
     use crate::token::ProviderId;
+    use secrecy::SecretString;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
@@ -304,11 +387,7 @@ mod tests {
             at(0),
         );
         token.expires_at = Some(at(3600));
-        let access = AccessToken::owned(Arc::new(CachedToken::new(
-            &token,
-            7,
-            &RefreshTiming::default(),
-        )));
+        let access = AccessToken::owned(CachedToken::new(&token, 7, &RefreshTiming::default()));
         assert_eq!(access.expose_secret(), "tok-123");
         assert_eq!(access.expose_authorization_header(), "Bearer tok-123");
         assert_eq!(access.version(), 7);
@@ -317,5 +396,34 @@ mod tests {
         assert!(!access.cached().is_fresh(unix_ms(at(3590))));
         assert!(access.cached().is_valid(unix_ms(at(3590))));
         assert!(!access.cached().is_valid(unix_ms(at(3600))));
+        assert_eq!(access.expires_at(), Some(at(3600)));
+    }
+
+    #[test]
+    fn a_far_expiry_is_kept_to_the_second_and_never_later() {
+        let mut token = Token::new(
+            ProviderId::from_static("p"),
+            SecretString::from("tok"),
+            at(0),
+        );
+        // Refreshed 60 days before a 10-year expiry: the offset is stored
+        // in seconds.
+        token.expires_at = Some(at(10 * 365 * 86_400) + Duration::from_millis(999));
+        let timing = RefreshTiming {
+            skew: Duration::from_secs(60 * 86_400),
+            jitter: Duration::ZERO,
+            ..Default::default()
+        };
+        let cached = CachedToken::new(&token, 1, &timing);
+        let expires = cached.expires_at_ms().unwrap();
+        assert!(expires <= unix_ms(token.expires_at.unwrap()));
+        assert!(expires + 1000 > unix_ms(token.expires_at.unwrap()));
+        assert!(cached.is_fresh(unix_ms(at(10 * 365 * 86_400 - 61 * 86_400))));
+        assert!(!cached.is_fresh(unix_ms(at(10 * 365 * 86_400 - 59 * 86_400))));
+        // No expiry: always fresh and valid.
+        token.expires_at = None;
+        let cached = CachedToken::new(&token, 1, &timing);
+        assert!(cached.is_fresh(u64::MAX - 1) && cached.is_valid(u64::MAX - 1));
+        assert_eq!(cached.expires_at_ms(), None);
     }
 }

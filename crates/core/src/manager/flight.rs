@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::cached::AccessToken;
 use super::persist::Base;
-use super::slot::{Flight, FlightFuture, Slot};
+use super::slot::{Flight, FlightFuture, Slot, SlotRef};
 use super::{Inner, TokenEvent};
 use crate::error::{DeferredReason, Error, ReauthorizationReason, Result};
 use crate::provider::Renewal;
@@ -51,7 +51,7 @@ enum Leased {
 /// Clears the key's flight when the flight's task ends, however it ends
 /// (a result, a panic, an abort at shutdown): nothing wedges a key.
 struct FlightGuard {
-    slot: Arc<Slot>,
+    slot: SlotRef,
     id: u64,
 }
 
@@ -67,13 +67,13 @@ pub(super) fn next_id() -> u64 {
 }
 
 impl Inner {
-    pub(super) fn slot(&self, key: &TokenKey) -> Arc<Slot> {
+    pub(super) fn slot(&self, key: &TokenKey) -> SlotRef {
         let slots = self.slots.pin();
         if let Some(slot) = slots.get(key) {
             return slot.clone();
         }
         slots
-            .get_or_insert_with(key.clone(), Default::default)
+            .get_or_insert_with(key.clone(), || SlotRef::new(Slot::default()))
             .clone()
     }
 
@@ -82,7 +82,7 @@ impl Inner {
     pub(super) fn join_flight(
         self: &Arc<Self>,
         key: &TokenKey,
-        slot: &Arc<Slot>,
+        slot: &SlotRef,
         force_version: Option<u64>,
         waiting: bool,
     ) -> FlightFuture {
@@ -125,7 +125,7 @@ impl Inner {
     fn spawn_flight(
         self: &Arc<Self>,
         key: &TokenKey,
-        slot: &Arc<Slot>,
+        slot: &SlotRef,
         force_version: Option<u64>,
         patient: bool,
     ) -> (FlightFuture, Flight) {
@@ -133,7 +133,7 @@ impl Inner {
         let task = {
             let inner = Arc::clone(self);
             let key = key.clone();
-            let slot = Arc::clone(slot);
+            let slot = SlotRef::clone(slot);
             let span = tracing::info_span!(
                 parent: None,
                 "oauth2_adapters.refresh",
@@ -147,7 +147,7 @@ impl Inner {
             self.tasks.spawn(
                 async move {
                     let guard = FlightGuard {
-                        slot: Arc::clone(&slot),
+                        slot: SlotRef::clone(&slot),
                         id,
                     };
                     let started = Instant::now();
@@ -197,7 +197,7 @@ impl Inner {
     fn finish_flight(
         &self,
         key: &TokenKey,
-        slot: &Arc<Slot>,
+        slot: &SlotRef,
         result: &Result<(AccessToken, FlightOutcome)>,
         started: Instant,
     ) {
@@ -243,16 +243,18 @@ impl Inner {
         if spends && slot.current.load().is_none() && !slot.has_pending() {
             // A key with no token (e.g. taken from untrusted input) leaves
             // nothing behind.
-            let _ = self.slots.pin().remove_if(key, |_, s| {
-                Arc::ptr_eq(s, slot) && s.current.load().is_none()
-            });
+            if let Ok(Some((_, removed))) = self.slots.pin().remove_if(key, |_, s| {
+                SlotRef::ptr_eq(s, slot) && s.current.load().is_none()
+            }) {
+                removed.mark_removed();
+            }
         }
     }
 
     async fn run_flight(
         self: &Arc<Self>,
         key: &TokenKey,
-        slot: &Arc<Slot>,
+        slot: &SlotRef,
         force_version: Option<u64>,
         patient: bool,
     ) -> Result<(AccessToken, FlightOutcome)> {
@@ -478,12 +480,8 @@ impl Inner {
     }
 
     pub(super) fn cache(&self, slot: &Slot, token: &Token, version: u64) -> AccessToken {
-        let cached = Arc::new(super::cached::CachedToken::new(
-            token,
-            version,
-            &self.timing,
-        ));
-        slot.current.store(Some(Arc::clone(&cached)));
+        let cached = super::cached::CachedToken::new(token, version, &self.timing);
+        slot.current.store(Some(cached.clone()));
         slot.clear_backoff();
         AccessToken::owned(cached)
     }

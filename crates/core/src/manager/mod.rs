@@ -38,6 +38,7 @@ mod events;
 mod flight;
 mod guarded_store;
 mod lifecycle;
+mod local;
 mod persist;
 mod refresher;
 mod renewal;
@@ -69,6 +70,8 @@ use events::EventBus;
 use slot::SlotMap;
 
 pub(crate) struct Inner {
+    /// Never reused: names this manager in the per-thread caches (`local`).
+    id: u64,
     slots: SlotMap,
     store: Arc<dyn TokenStore>,
     renewers: HashMap<ProviderId, crate::provider::Renewal>,
@@ -158,32 +161,73 @@ impl TokenManager {
     /// was, or [`Error::RefreshDeferred`] with the last error and its
     /// `retry_after`.
     pub async fn get(&self, key: &TokenKey) -> Result<AccessToken> {
-        if let Some(token) = self.try_get(key) {
+        let now = self.now_ms();
+        if let Some(token) = self.fresh_local(key, now) {
             return Ok(token);
         }
-        let slot = self.inner.slot(key);
-        if let Some(error) = slot.deferred(self.now_ms()) {
+        self.get_slow(key, now).await
+    }
+
+    /// [`TokenManager::get`] past the per-thread cache: one map lookup for
+    /// both the cached token and the slot a refresh needs.
+    async fn get_slow(&self, key: &TokenKey, now: u64) -> Result<AccessToken> {
+        let slot = match self.lookup(key) {
+            Some(slot) => {
+                if let Some(token) = self.cached_in(key, &slot, now) {
+                    return Ok(token);
+                }
+                slot
+            }
+            None => self.inner.slot(key),
+        };
+        if let Some(error) = slot.deferred(now) {
             return Err(error);
         }
         self.inner.join_flight(key, &slot, None, true).await
     }
 
     /// The cached token for `key` if it is still valid, without waiting:
-    /// the hot path of [`TokenManager::get`] (a lock-free lookup and an
-    /// `arc-swap` load, no shared counter touched, no allocation). Starts a
-    /// background refresh when one is due (inside a Tokio runtime).
+    /// the hot path of [`TokenManager::get`] (a lookup in this thread's
+    /// cache of slots, else in the lock-free map, and an `arc-swap` load;
+    /// no shared counter touched, no allocation). Starts a background
+    /// refresh when one is due (inside a Tokio runtime).
     pub fn try_get(&self, key: &TokenKey) -> Option<AccessToken> {
         let now = self.now_ms();
-        let slots = self.inner.slots.pin();
-        let slot = slots.get(key)?;
+        if let Some(token) = self.fresh_local(key, now) {
+            return Some(token);
+        }
+        let slot = self.lookup(key)?;
+        self.cached_in(key, &slot, now)
+    }
+
+    /// The fresh token of `key` from this thread's cache of slots.
+    #[inline]
+    fn fresh_local(&self, key: &TokenKey, now: u64) -> Option<AccessToken> {
+        let cached = local::load(self.inner.id, key)?;
+        if !cached.as_ref()?.is_fresh(now) {
+            return None;
+        }
+        self.hit(key);
+        Some(AccessToken::guarded(cached))
+    }
+
+    /// The slot of `key` in the map (remembered in this thread's cache).
+    fn lookup(&self, key: &TokenKey) -> Option<slot::SlotRef> {
+        let slot = self.inner.slots.pin().get(key)?.clone();
+        local::remember(self.inner.id, key, &slot);
+        Some(slot)
+    }
+
+    /// The valid token cached in `slot`; starts a background refresh when
+    /// it is due.
+    fn cached_in(&self, key: &TokenKey, slot: &slot::SlotRef, now: u64) -> Option<AccessToken> {
         let cached = slot.current.load();
-        let (fresh, valid) = match cached.as_deref() {
+        let (fresh, valid) = match cached.as_ref() {
             Some(token) => (token.is_fresh(now), token.is_valid(now)),
             None => return None,
         };
         if fresh {
-            self.inner.cache_hits.increment(1);
-            tracing::trace!(token.key = %key, "cache hit");
+            self.hit(key);
             return Some(AccessToken::guarded(cached));
         }
         if !valid {
@@ -195,23 +239,29 @@ impl TokenManager {
         Some(AccessToken::guarded(cached))
     }
 
+    /// Counts a read served from the cache.
+    #[inline]
+    fn hit(&self, key: &TokenKey) {
+        self.inner.cache_hits.increment(1);
+        tracing::trace!(token.key = %key, "cache hit");
+    }
+
     /// Runs `f` with the cached `Authorization` header value of `key` (e.g.
     /// `Bearer eyJ…`) if the token is fresh, without waiting and without
-    /// touching any shared counter: the fastest read when many threads use
-    /// one key. Returns `None` when the token is not cached or is due for
-    /// refresh (then use [`TokenManager::get`]).
+    /// touching any shared counter. Returns `None` when the token is not
+    /// cached or is due for refresh (then use [`TokenManager::get`]).
     pub fn read_authorization_header<R>(
         &self,
         key: &TokenKey,
         f: impl FnOnce(&str) -> R,
     ) -> Option<R> {
         let now = self.now_ms();
-        let slots = self.inner.slots.pin();
-        let slot = slots.get(key)?;
-        let cached = slot.current.load();
+        let cached = match local::load(self.inner.id, key) {
+            Some(cached) if cached.as_ref().is_some_and(|c| c.is_fresh(now)) => cached,
+            _ => self.lookup(key)?.current.load(),
+        };
         let cached = cached.as_ref().filter(|c| c.is_fresh(now))?;
-        self.inner.cache_hits.increment(1);
-        tracing::trace!(token.key = %key, "cache hit");
+        self.hit(key);
         Some(f(cached.header()))
     }
 
@@ -272,7 +322,7 @@ impl TokenManager {
     ) -> Result<AccessToken> {
         let slot = self.inner.slot(key);
         if let Some(cached) = slot.current.load_full() {
-            if cached.version > rejected.version() {
+            if cached.version() > rejected.version() {
                 return Ok(AccessToken::owned(cached));
             }
         }
@@ -296,6 +346,7 @@ impl TokenManager {
     pub async fn remove(&self, key: &TokenKey) -> Result<()> {
         self.inner.store.delete(key).await?;
         if let Some(slot) = self.inner.slots.pin().remove(key) {
+            slot.mark_removed();
             self.inner.drop_pending(slot);
         }
         Ok(())

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 
 use super::cached::AccessToken;
 use super::flight::{next_id, FlightOutcome};
-use super::slot::{PendingWrite, Slot};
+use super::slot::{PendingWrite, Slot, SlotRef};
 use super::{Inner, TokenEvent};
 use crate::error::{Error, ReauthorizationReason, Result};
 use crate::store::{CasOutcome, LeaseRequest, StoredToken, TokenKey};
@@ -84,7 +84,7 @@ impl Inner {
     pub(super) async fn persist(
         self: &Arc<Self>,
         key: &TokenKey,
-        slot: &Arc<Slot>,
+        slot: &SlotRef,
         fresh: Token,
         base: Base,
         received: Instant,
@@ -167,7 +167,7 @@ impl Inner {
     fn keep_pending(
         self: &Arc<Self>,
         key: &TokenKey,
-        slot: &Arc<Slot>,
+        slot: &SlotRef,
         fresh: Token,
         expected: Option<u64>,
         base: Base,
@@ -208,18 +208,20 @@ impl Inner {
     }
 
     /// Puts a pending write taken over by a failed flight back, with a new writer.
-    pub(super) fn restore_pending(self: &Arc<Self>, key: &TokenKey, slot: &Arc<Slot>, base: Base) {
+    pub(super) fn restore_pending(self: &Arc<Self>, key: &TokenKey, slot: &SlotRef, base: Base) {
         if let Some(pending) = base.pending {
             self.start_writer(key, slot, pending);
         }
     }
 
-    fn start_writer(self: &Arc<Self>, key: &TokenKey, slot: &Arc<Slot>, mut pending: PendingWrite) {
+    fn start_writer(self: &Arc<Self>, key: &TokenKey, slot: &SlotRef, mut pending: PendingWrite) {
         let id = pending.id;
         slot.with_cold(|cold| {
-            let task =
-                self.tasks
-                    .spawn(Arc::clone(self).write_pending(key.clone(), Arc::clone(slot), id));
+            let task = self.tasks.spawn(Arc::clone(self).write_pending(
+                key.clone(),
+                SlotRef::clone(slot),
+                id,
+            ));
             pending.writer = Some(task.abort_handle());
             cold.pending = Some(pending);
         });
@@ -251,7 +253,7 @@ impl Inner {
     /// The writer: retries the pending write `id` with backoff (100 ms
     /// doubling to 5 s, jittered) and keeps the lease meanwhile, until it
     /// lands, is superseded, or is taken over by a flight.
-    async fn write_pending(self: Arc<Self>, key: TokenKey, slot: Arc<Slot>, id: u64) {
+    async fn write_pending(self: Arc<Self>, key: TokenKey, slot: SlotRef, id: u64) {
         let request = LeaseRequest {
             holder: &self.holder,
             ttl: self.lease_ttl,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::slot::SlotRef;
 use super::{Inner, TokenManager};
 
 /// The background refresher's settings
@@ -61,9 +62,11 @@ impl TokenManager {
                     let cached = slot.current.load();
                     let Some(cached) = cached.as_ref() else {
                         if !slot.in_backoff(now) && !slot.has_flight() && !slot.has_pending() {
-                            let _ = slots.remove_if(key, |_, s| {
-                                Arc::ptr_eq(s, slot) && s.current.load().is_none()
-                            });
+                            if let Ok(Some((_, removed))) = slots.remove_if(key, |_, s| {
+                                SlotRef::ptr_eq(s, slot) && s.current.load().is_none()
+                            }) {
+                                removed.mark_removed();
+                            }
                         }
                         return None;
                     };
@@ -72,7 +75,7 @@ impl TokenManager {
                         (
                             cached.expires_at_ms().unwrap_or(u64::MAX),
                             key.clone(),
-                            Arc::clone(slot),
+                            SlotRef::clone(slot),
                         )
                     })
                 })

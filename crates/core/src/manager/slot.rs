@@ -1,21 +1,24 @@
 //! The per-key state: the cached token, the refresh in flight, the backoff
 //! after a failure, and a write the store has not taken yet.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwapAny;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::task::AbortHandle;
 
 use super::cached::{AccessToken, CachedToken};
 use crate::error::{DeferredReason, Error, Result};
-use crate::store::TokenKey;
+use crate::store::{KeyHashBuilder, TokenKey};
 use crate::token::Token;
 
 pub(crate) type FlightFuture = Shared<BoxFuture<'static, Result<AccessToken>>>;
-pub(crate) type SlotMap = papaya::HashMap<TokenKey, Arc<Slot>, foldhash::fast::RandomState>;
+/// A shared slot (no weak count: one word less per key than `std`'s `Arc`).
+pub(crate) type SlotRef = triomphe::Arc<Slot>;
+/// Keys hash by the hash they carry ([`KeyHashBuilder`]).
+pub(crate) type SlotMap = papaya::HashMap<TokenKey, SlotRef, KeyHashBuilder>;
 
 /// The refresh running for a key.
 pub(crate) struct Flight {
@@ -54,9 +57,12 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// tokens cost a million small slots.
 #[derive(Default)]
 pub(crate) struct Slot {
-    pub(crate) current: ArcSwapOption<CachedToken>,
+    pub(crate) current: ArcSwapAny<Option<CachedToken>>,
     pub(crate) retry_at_ms: AtomicU64,
     cold: Mutex<Option<Box<Cold>>>,
+    /// Set once the slot has left the map: the per-thread read caches
+    /// (`local`) never serve it again.
+    removed: AtomicBool,
 }
 
 /// A key's rare state (see [`Slot`]). Taken only to start, join or end a
@@ -81,6 +87,16 @@ impl Cold {
 }
 
 impl Slot {
+    /// Marks the slot as out of the map (after it was removed).
+    pub(crate) fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    /// True once the slot has left the map.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
     /// Runs `f` on the key's rare state (made on demand, dropped again
     /// when it is back to nothing).
     pub(crate) fn with_cold<R>(&self, f: impl FnOnce(&mut Cold) -> R) -> R {

@@ -332,3 +332,89 @@ async fn the_background_refresher_bounds_concurrency_and_lets_nothing_lapse() {
         "at most 4 refreshes at once, saw {peak}"
     );
 }
+
+#[tokio::test]
+async fn a_removed_key_is_never_served_from_a_threads_cache() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(100));
+    let manager = manager(&clock, &provider);
+    let held = key("a");
+    assert_eq!(manager.get(&held).await.unwrap().expose_secret(), "token-1");
+    // Read often enough for this thread's cache to remember the slot, with
+    // the held key and with keys built per call.
+    for _ in 0..4 {
+        assert!(manager.try_get(&held).is_some());
+        assert!(manager.try_get(&key("a")).is_some());
+        assert!(manager
+            .read_authorization_header(&key("a"), |_| ())
+            .is_some());
+    }
+    manager.remove(&held).await.unwrap();
+    assert!(manager.try_get(&held).is_none());
+    assert!(manager.try_get(&key("a")).is_none());
+    assert!(manager.read_authorization_header(&held, |_| ()).is_none());
+    assert_eq!(manager.get(&held).await.unwrap().expose_secret(), "token-2");
+    assert_eq!(manager.try_get(&held).unwrap().expose_secret(), "token-2");
+
+    // A refresh in flight when the key is removed ends however it ends
+    // (the store no longer has the key); nothing it leaves in the removed
+    // slot is served.
+    for _ in 0..4 {
+        assert!(manager.try_get(&held).is_some());
+    }
+    clock.advance(LIFETIME + Duration::from_secs(1));
+    let waiting = {
+        let (manager, held) = (manager.clone(), held.clone());
+        tokio::spawn(async move { manager.get(&held).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    manager.remove(&held).await.unwrap();
+    let _ = waiting.await.unwrap();
+    assert!(
+        manager.try_get(&held).is_none(),
+        "the removed slot is not served"
+    );
+    assert!(manager.read_authorization_header(&held, |_| ()).is_none());
+    assert!(manager.is_empty());
+}
+
+#[tokio::test]
+async fn managers_never_see_each_others_cached_slots() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(1));
+    let (one, two) = (manager(&clock, &provider), manager(&clock, &provider));
+    let held = key("shared");
+    assert_eq!(one.get(&held).await.unwrap().expose_secret(), "token-1");
+    for _ in 0..4 {
+        assert_eq!(one.try_get(&held).unwrap().expose_secret(), "token-1");
+        assert!(two.try_get(&held).is_none());
+    }
+    assert_eq!(two.get(&held).await.unwrap().expose_secret(), "token-2");
+    for _ in 0..4 {
+        assert_eq!(one.try_get(&held).unwrap().expose_secret(), "token-1");
+        assert_eq!(two.try_get(&held).unwrap().expose_secret(), "token-2");
+    }
+    drop(two);
+    let three = manager(&clock, &provider);
+    assert!(three.try_get(&held).is_none());
+}
+
+#[tokio::test]
+async fn a_token_cached_in_a_removed_slot_is_not_served() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(1));
+    let manager = manager(&clock, &provider);
+    let held = key("a");
+    manager.get(&held).await.unwrap();
+    for _ in 0..4 {
+        assert!(manager.try_get(&held).is_some());
+    }
+    let slot = manager.inner.slot(&held);
+    manager.remove(&held).await.unwrap();
+    // As a refresh that outlived the removal would.
+    let mut late = Token::new(SCRIPTED.clone(), SecretString::from("late"), clock.now());
+    late.expires_at = Some(clock.now() + LIFETIME);
+    manager.inner.cache(&slot, &late, 99);
+    assert!(manager.try_get(&held).is_none());
+    assert!(manager.read_authorization_header(&held, |_| ()).is_none());
+}

@@ -1,9 +1,23 @@
 //! `TokenKey`: which token, for which account, with which scopes.
 
+use std::cmp::Ordering;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::OnceLock;
+
+use triomphe::ThinArc;
 
 use crate::token::ProviderId;
+
+/// The hash every key stores: foldhash, seeded once per process at random
+/// (keys may come from untrusted input; a fixed seed would let it choose
+/// collisions).
+fn key_hash(text: &str) -> u64 {
+    static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    STATE
+        .get_or_init(foldhash::fast::RandomState::default)
+        .hash_one(text)
+}
 
 /// Identifies one token: a provider, an account at it (a Hike store, a
 /// HyperSKU user, a partner client) and the scopes it was granted for.
@@ -13,22 +27,42 @@ use crate::token::ProviderId;
 /// deduplicated, so their order does not matter.
 ///
 /// The key is one shared string (`provider|account|scopes`, with `%` and `|`
-/// escaped in the parts), cheap to clone and to hash, and the primary key of
-/// the SQL stores.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TokenKey(Arc<str>);
+/// escaped in the parts), the primary key of the SQL stores. It is one
+/// allocation holding the text and its hash (computed once, when the key
+/// is built), behind a one-word pointer: cloning is a reference-count
+/// increment, hashing reads the stored hash, and comparing two clones of
+/// one key compares pointers.
+#[derive(Clone)]
+pub struct TokenKey(ThinArc<u64, u8>);
 
 impl TokenKey {
     /// The key of `account`'s token at `provider`, with no particular
     /// scopes. Cheap enough to build per request: one allocation (the
-    /// shared string), the parts escaped on a stack buffer.
+    /// shared string and its hash), the parts escaped on a stack buffer.
+    /// Keeping the key (or a clone) for a long-lived account is cheaper
+    /// still: a lookup with a clone of the key the manager holds compares
+    /// pointers instead of text.
     pub fn new(provider: &ProviderId, account: &str) -> Self {
         let mut text = KeyText::default();
         text.push_escaped(provider.as_str());
         text.push_str("|");
         text.push_escaped(account);
         text.push_str("|");
-        Self(text.into_shared())
+        Self::from_text(text.as_str())
+    }
+
+    /// The key of the canonical text `text` (already escaped).
+    fn from_text(text: &str) -> Self {
+        Self(ThinArc::from_header_and_slice(
+            key_hash(text),
+            text.as_bytes(),
+        ))
+    }
+
+    /// The hash of the key's text (the same for equal keys in one process,
+    /// seeded at random per process).
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.0.header.header
     }
 
     /// The key of `account`'s token at `provider` for `scopes`.
@@ -46,7 +80,7 @@ impl TokenKey {
             escape(account),
             scopes.join(" ")
         );
-        Self(Arc::from(text))
+        Self::from_text(&text)
     }
 
     /// Rebuilds a key from [`TokenKey::as_str`] (as read from a store).
@@ -71,7 +105,9 @@ impl TokenKey {
 
     /// The key as one string, e.g. `hike|store-42|`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // SAFETY: the bytes were copied from a `&str` (`from_text`) and
+        // are never changed.
+        unsafe { std::str::from_utf8_unchecked(&self.0.slice) }
     }
 
     /// The provider part.
@@ -94,7 +130,7 @@ impl TokenKey {
     }
 
     fn part(&self, index: usize) -> &str {
-        self.0.split('|').nth(index).unwrap_or("")
+        self.as_str().split('|').nth(index).unwrap_or("")
     }
 }
 
@@ -156,10 +192,6 @@ impl KeyText {
             None => std::str::from_utf8(&self.stack[..self.len]).unwrap_or_default(),
         }
     }
-
-    fn into_shared(self) -> Arc<str> {
-        Arc::from(self.as_str())
-    }
 }
 
 fn escape(part: &str) -> String {
@@ -172,6 +204,65 @@ fn unescape(part: &str) -> String {
     part.replace("%20", " ")
         .replace("%7C", "|")
         .replace("%25", "%")
+}
+
+impl PartialEq for TokenKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ptr() == other.0.ptr()
+            || (self.hash_value() == other.hash_value() && self.0.slice == other.0.slice)
+    }
+}
+
+impl Eq for TokenKey {}
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash_value());
+    }
+}
+
+impl PartialOrd for TokenKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By text (as the stores sort their primary keys).
+impl Ord for TokenKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+/// The map hasher for [`TokenKey`]s: passes the key's stored hash through.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyHashBuilder;
+
+/// See [`KeyHashBuilder`].
+#[derive(Debug, Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl BuildHasher for KeyHashBuilder {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+    /// Not used by `TokenKey` (which writes one `u64`); mixes anything
+    /// else in all the same.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
 }
 
 impl fmt::Debug for TokenKey {
@@ -221,6 +312,21 @@ mod tests {
             );
             assert_eq!(TokenKey::new(&provider, account).account(), account);
         }
+    }
+
+    #[test]
+    fn equal_keys_hash_alike_and_order_by_text() {
+        use std::hash::BuildHasher;
+        let a = TokenKey::new(&HIKE, "store-1");
+        let b = TokenKey::parse("hike|store-1|").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.hash_value(), b.hash_value());
+        assert_eq!(KeyHashBuilder.hash_one(&a), KeyHashBuilder.hash_one(&b));
+        let c = TokenKey::new(&HIKE, "store-2");
+        assert_ne!(a, c);
+        assert!(a < c);
+        assert_eq!(a.clone(), a);
+        assert_eq!(std::mem::size_of::<TokenKey>(), 8);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 
 pub use crate::token::TokenRecord;
+pub(crate) use key::KeyHashBuilder;
 pub use key::TokenKey;
 pub use memory::MemoryStore;
 
