@@ -83,6 +83,12 @@ fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
 }
 
+/// `BENCH_ONLY=memory,throughput` runs only those parts (of
+/// `allocations`, `throughput`, `coalescing`, `memory`, `criterion`).
+fn wanted(part: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p.trim() == part))
+}
+
 /// A provider that answers after a fixed latency and counts requests.
 #[derive(Debug)]
 struct SlowProvider {
@@ -459,9 +465,11 @@ fn memory_counted() {
         Arc::new(oauth2_adapters_core::MemoryStore::new()),
         &rt,
     );
+    let with_store_bytes = live() - before;
     println!(
-        "memory at {keys} keys: manager cache + MemoryStore {:.0} B/token (the store keeps full records)",
-        (live() - before) as f64 / keys as f64
+        "memory at {keys} keys: manager cache + MemoryStore {:.0} B/token (the store keeps full records), ratio {:.2}x",
+        with_store_bytes as f64 / keys as f64,
+        with_store_bytes as f64 / baseline_bytes as f64
     );
     drop(with_store);
 }
@@ -469,10 +477,17 @@ fn memory_counted() {
 criterion_group!(benches, cached_read);
 
 fn main() {
-    allocations_per_read();
-    throughput();
-    coalescing();
-    memory();
-    benches();
+    let parts: [(&str, fn()); 5] = [
+        ("allocations", allocations_per_read),
+        ("throughput", throughput),
+        ("coalescing", coalescing),
+        ("memory", memory),
+        ("criterion", benches),
+    ];
+    for (name, part) in parts {
+        if wanted(name) {
+            part();
+        }
+    }
     Criterion::default().configure_from_args().final_summary();
 }

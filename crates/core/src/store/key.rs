@@ -12,11 +12,19 @@ use crate::token::ProviderId;
 /// The hash every key stores: foldhash, seeded once per process at random
 /// (keys may come from untrusted input; a fixed seed would let it choose
 /// collisions).
-fn key_hash(text: &str) -> u64 {
+fn key_hash(text: &[u8]) -> u64 {
     static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
     STATE
         .get_or_init(foldhash::fast::RandomState::default)
         .hash_one(text)
+}
+
+/// How long a key [`TokenKey::new`] builds on its fast path may be.
+const FAST: usize = 128;
+
+/// True when `part` holds a character that [`escape`] changes.
+fn needs_escape(part: &[u8]) -> bool {
+    part.iter().any(|&b| matches!(b, b'%' | b'|' | b' '))
 }
 
 /// Identifies one token: a provider, an account at it (a Hike store, a
@@ -43,6 +51,18 @@ impl TokenKey {
     /// still: a lookup with a clone of the key the manager holds compares
     /// pointers instead of text.
     pub fn new(provider: &ProviderId, account: &str) -> Self {
+        let (p, a) = (provider.as_str().as_bytes(), account.as_bytes());
+        let len = p.len() + a.len() + 2;
+        if len <= FAST && !needs_escape(p) && !needs_escape(a) {
+            // The common case: nothing to escape, short.
+            let mut buf = [0u8; FAST];
+            buf[..p.len()].copy_from_slice(p);
+            buf[p.len()] = b'|';
+            buf[p.len() + 1..len - 1].copy_from_slice(a);
+            buf[len - 1] = b'|';
+            // Two `&str`s and ASCII separators: valid UTF-8.
+            return Self::from_utf8(&buf[..len]);
+        }
         let mut text = KeyText::default();
         text.push_escaped(provider.as_str());
         text.push_str("|");
@@ -53,10 +73,13 @@ impl TokenKey {
 
     /// The key of the canonical text `text` (already escaped).
     fn from_text(text: &str) -> Self {
-        Self(ThinArc::from_header_and_slice(
-            key_hash(text),
-            text.as_bytes(),
-        ))
+        Self::from_utf8(text.as_bytes())
+    }
+
+    /// [`TokenKey::from_text`] of bytes the caller knows to be UTF-8
+    /// ([`TokenKey::as_str`] relies on it).
+    fn from_utf8(text: &[u8]) -> Self {
+        Self(ThinArc::from_header_and_slice(key_hash(text), text))
     }
 
     /// The hash of the key's text (the same for equal keys in one process,
@@ -105,8 +128,8 @@ impl TokenKey {
 
     /// The key as one string, e.g. `hike|store-42|`.
     pub fn as_str(&self) -> &str {
-        // SAFETY: the bytes were copied from a `&str` (`from_text`) and
-        // are never changed.
+        // SAFETY: the bytes are UTF-8 (`from_utf8`'s callers) and are
+        // never changed.
         unsafe { std::str::from_utf8_unchecked(&self.0.slice) }
     }
 
@@ -170,7 +193,7 @@ impl KeyText {
 
     /// `part` with `%`, `|` and spaces escaped.
     fn push_escaped(&mut self, part: &str) {
-        if !part.bytes().any(|b| matches!(b, b'%' | b'|' | b' ')) {
+        if !needs_escape(part.as_bytes()) {
             return self.push_str(part);
         }
         for piece in part.split_inclusive(['%', '|', ' ']) {
@@ -304,6 +327,9 @@ mod tests {
             ("p|q", "a b%c|d"),
             ("hike", long.as_str()),
             ("h", "%%||  "),
+            ("hike", "ünïcødé-账户"),
+            ("hike", &long[..126 - 4]),
+            ("hike", &long[..127 - 4]),
         ] {
             let provider = ProviderId::new(provider);
             assert_eq!(

@@ -1,6 +1,7 @@
 //! The in-memory store: the default, for one process.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -8,10 +9,14 @@ use async_trait::async_trait;
 
 use super::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore};
 use crate::error::Result;
-use crate::token::TokenRecord;
+use crate::token::{ProviderId, TokenRecord};
 
 /// Tokens in a `HashMap` behind a mutex (held only for the map operation,
 /// never across an `.await`). Nothing survives the process.
+///
+/// Each record is kept packed (its fields in one byte buffer, zeroed when
+/// dropped) and unpacked on a load: loads happen when a token is refreshed
+/// or first read, not on the manager's cached reads.
 ///
 /// It keeps refresh leases like the shared stores do, so several managers
 /// in one process may share one `MemoryStore` and still refresh each key
@@ -23,8 +28,146 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    tokens: HashMap<TokenKey, StoredToken>,
+    tokens: HashMap<TokenKey, Packed>,
     leases: HashMap<TokenKey, Lease>,
+}
+
+/// A stored token, packed: the record's strings and numbers in one
+/// buffer; its extra fields (rare, and not worth re-encoding) beside it.
+struct Packed {
+    version: u64,
+    bytes: Box<[u8]>,
+    extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+}
+
+impl fmt::Debug for Packed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packed")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        secrecy::zeroize::Zeroize::zeroize(&mut *self.bytes);
+    }
+}
+
+impl Packed {
+    fn new(record: &TokenRecord, version: u64) -> Self {
+        let mut out = Vec::with_capacity(
+            64 + record.provider.as_str().len()
+                + record.access_token.len()
+                + record.refresh_token.as_ref().map_or(0, String::len)
+                + record.token_type.len()
+                + record.scopes.iter().map(|s| s.len() + 4).sum::<usize>()
+                + record.subject.as_ref().map_or(0, String::len),
+        );
+        put_str(&mut out, record.provider.as_str());
+        put_str(&mut out, &record.access_token);
+        put_opt_str(&mut out, record.refresh_token.as_deref());
+        put_str(&mut out, &record.token_type);
+        put_opt_u64(&mut out, record.expires_at_ms);
+        put_opt_u64(&mut out, record.refresh_expires_at_ms);
+        out.extend_from_slice(&(record.scopes.len() as u32).to_le_bytes());
+        for scope in &record.scopes {
+            put_str(&mut out, scope);
+        }
+        put_opt_str(&mut out, record.subject.as_deref());
+        out.extend_from_slice(&record.issued_at_ms.to_le_bytes());
+        let bytes = out.into_boxed_slice();
+        Self {
+            version,
+            bytes,
+            extra: (!record.extra.is_empty()).then(|| Box::new(record.extra.clone())),
+        }
+    }
+
+    fn unpack(&self) -> StoredToken {
+        let mut r = Reader(&self.bytes);
+        let provider = ProviderId::new(r.string());
+        let access_token = r.string();
+        let refresh_token = r.opt_string();
+        let token_type = r.string();
+        let expires_at_ms = r.opt_u64();
+        let refresh_expires_at_ms = r.opt_u64();
+        let scopes = (0..r.u32()).map(|_| r.string()).collect();
+        let subject = r.opt_string();
+        let issued_at_ms = r.u64();
+        StoredToken {
+            record: TokenRecord {
+                provider,
+                access_token,
+                refresh_token,
+                token_type,
+                expires_at_ms,
+                refresh_expires_at_ms,
+                scopes,
+                subject,
+                issued_at_ms,
+                extra: self.extra.as_deref().cloned().unwrap_or_default(),
+            },
+            version: self.version,
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            put_str(out, s);
+        }
+    }
+}
+
+fn put_opt_u64(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        None => out.push(0),
+        Some(n) => {
+            out.push(1);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+}
+
+/// Reads what [`Packed::new`] wrote (in this process, so never malformed;
+/// a short read gives empty values rather than a panic).
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.0.len());
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        head
+    }
+    fn u8(&mut self) -> u8 {
+        self.take(1).first().copied().unwrap_or(0)
+    }
+    fn u32(&mut self) -> u32 {
+        self.take(4).try_into().map_or(0, u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> u64 {
+        self.take(8).try_into().map_or(0, u64::from_le_bytes)
+    }
+    fn string(&mut self) -> String {
+        let n = self.u32() as usize;
+        String::from_utf8_lossy(self.take(n)).into_owned()
+    }
+    fn opt_string(&mut self) -> Option<String> {
+        (self.u8() == 1).then(|| self.string())
+    }
+    fn opt_u64(&mut self) -> Option<u64> {
+        (self.u8() == 1).then(|| self.u64())
+    }
 }
 
 /// A refresh lease: who holds it, until when, for which stored version.
@@ -49,7 +192,7 @@ impl MemoryStore {
         f(&mut state)
     }
 
-    fn with_tokens<T>(&self, f: impl FnOnce(&mut HashMap<TokenKey, StoredToken>) -> T) -> T {
+    fn with_tokens<T>(&self, f: impl FnOnce(&mut HashMap<TokenKey, Packed>) -> T) -> T {
         self.with_state(|state| f(&mut state.tokens))
     }
 }
@@ -57,7 +200,7 @@ impl MemoryStore {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<StoredToken>> {
-        Ok(self.with_tokens(|tokens| tokens.get(key).cloned()))
+        Ok(self.with_tokens(|tokens| tokens.get(key).map(Packed::unpack)))
     }
 
     async fn compare_and_swap(
@@ -70,17 +213,11 @@ impl TokenStore for MemoryStore {
             let current = tokens.get(key);
             if current.map(|stored| stored.version) != expected {
                 return CasOutcome::Conflict {
-                    current: current.cloned().map(Box::new),
+                    current: current.map(|packed| Box::new(packed.unpack())),
                 };
             }
             let version = expected.unwrap_or(0) + 1;
-            tokens.insert(
-                key.clone(),
-                StoredToken {
-                    record: record.clone(),
-                    version,
-                },
-            );
+            tokens.insert(key.clone(), Packed::new(record, version));
             CasOutcome::Written { version }
         }))
     }
@@ -104,7 +241,7 @@ impl TokenStore for MemoryStore {
     ) -> Result<LeaseOutcome> {
         let now = Instant::now();
         Ok(self.with_state(|state| {
-            let current = state.tokens.get(key).cloned();
+            let current = state.tokens.get(key).map(Packed::unpack);
             let version = current.as_ref().map(|stored| stored.version);
             if let Some(lease) = state.leases.get(key) {
                 if lease.holder != request.holder {
@@ -156,7 +293,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
-    use crate::token::{ProviderId, Token};
+    use crate::token::Token;
 
     fn record(access: &str) -> TokenRecord {
         Token::new(
@@ -207,5 +344,31 @@ mod tests {
         assert_eq!(store.keys().await.unwrap(), vec![key.clone()]);
         store.delete(&key).await.unwrap();
         assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_record_comes_back_as_it_went_in_and_debug_redacts() {
+        let store = MemoryStore::new();
+        let key = TokenKey::new(&ProviderId::from_static("p"), "a");
+        let mut full = record("secret-access");
+        full.refresh_token = Some("secret-refresh".into());
+        full.token_type = "DPoP".into();
+        full.expires_at_ms = Some(1_800_000_000_123);
+        full.refresh_expires_at_ms = Some(u64::MAX);
+        full.scopes = vec!["read".into(), "wrïte".into(), String::new()];
+        full.subject = Some("user-1".into());
+        full.issued_at_ms = 42;
+        full.extra
+            .insert("team".into(), serde_json::json!({"id": 7, "f": 0.1}));
+        let bare = record("");
+        for record in [full, bare] {
+            store.delete(&key).await.unwrap();
+            store.compare_and_swap(&key, None, &record).await.unwrap();
+            let loaded = store.load(&key).await.unwrap().unwrap();
+            assert!(loaded.record == record);
+            assert_eq!(loaded.version, 1);
+        }
+        let debug = format!("{store:?}");
+        assert!(!debug.contains("secret"), "{debug}");
     }
 }
