@@ -58,7 +58,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use oauth2_adapters::hike::Hike;
 use oauth2_adapters::manager::{RefreshTiming, TokenEvent, TokenManager};
-use oauth2_adapters::store::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenRecord};
+use oauth2_adapters::store::{
+    CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenPage, TokenRecord,
+};
 use oauth2_adapters::store_sql::sqlx::{self, PgPool};
 use oauth2_adapters::store_sql::{PostgresStore, SqliteStore};
 use oauth2_adapters::testkit::{HikeMock, MockConfig, MockServer};
@@ -134,7 +136,7 @@ const CALLS: [&str; 8] = [
     "try_acquire_lease",
     "release_lease",
     "compare_and_swap_releasing",
-    "other",
+    "load_page",
 ];
 
 /// Forwards every call to the store it wraps (the one-step write
@@ -198,6 +200,10 @@ impl TokenStore for Counting {
     async fn keys(&self) -> Result<Vec<TokenKey>> {
         self.count(3);
         self.inner.keys().await
+    }
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Option<TokenPage>> {
+        self.count(7);
+        self.inner.load_page(after, limit).await
     }
     async fn try_acquire_lease(
         &self,
@@ -603,23 +609,40 @@ async fn wave_worker() {
     });
     let refreshed = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let errors: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let manager = TokenManager::builder()
         .store(Arc::new(store))
         .provider(provider.clone())
         .refresh_timing(timing())
         .refresh_in_background(Duration::from_secs(1), cap)
         .on_event({
-            let (refreshed, failed) = (refreshed.clone(), failed.clone());
-            move |event| match event {
-                TokenEvent::Refreshed { .. } => {
-                    refreshed.fetch_add(1, Ordering::Relaxed);
-                }
-                TokenEvent::RefreshFailed { .. }
-                | TokenEvent::ReauthorizationRequired { .. }
-                | TokenEvent::StoreWriteFailed { .. } => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
+            let (refreshed, failed, errors) = (refreshed.clone(), failed.clone(), errors.clone());
+            move |event| {
+                let (kind, error) = match event {
+                    TokenEvent::Refreshed { .. } => {
+                        refreshed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    TokenEvent::RefreshFailed { error, .. } => ("refresh failed", error),
+                    TokenEvent::ReauthorizationRequired { error, .. } => {
+                        ("reauthorization required", error)
+                    }
+                    TokenEvent::StoreWriteFailed { error, .. } => ("store write failed", error),
+                    _ => return,
+                };
+                failed.fetch_add(1, Ordering::Relaxed);
+                // Grouped by message, numbers and keys left out (no error
+                // carries a secret).
+                let message: String = format!("{kind}: {error}")
+                    .chars()
+                    .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                    .take(160)
+                    .collect();
+                *errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(message)
+                    .or_default() += 1;
             }
         })
         .build()
@@ -713,6 +736,15 @@ async fn wave_worker() {
     }
     let shutdown = manager.shutdown(Duration::from_secs(60)).await;
     ticker.abort();
+    let mut errors: Vec<(String, u64)> = errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .collect();
+    errors.sort_by_key(|e| std::cmp::Reverse(e.1));
+    for (message, count) in errors.iter().take(5) {
+        say(format!("ERR {count} {message}"));
+    }
     say(format!(
         "DONE {} {} {} {} {}",
         refreshed.load(Ordering::Relaxed),
@@ -1295,6 +1327,7 @@ async fn run_wave(pool: &PgPool, provider: &ProviderId, url: &str, wave: &WaveSp
                             ),
                         );
                     }
+                    "ERR" => println!("instance {id}: {} × {}", num(1), fields[2..].join(" ")),
                     "EXIT" => {
                         exited += 1;
                         if exited == wave.instances {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use oauth2_adapters_core::store::TokenRecord;
 use oauth2_adapters_core::store::{
-    CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore,
+    CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenPage, TokenStore,
 };
 use oauth2_adapters_core::Result;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -261,6 +261,29 @@ impl TokenStore for PostgresStore {
                 .await
                 .map_err(db_error("listing the stored tokens"))?;
         Ok(record::parse_keys(rows))
+    }
+
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Option<TokenPage>> {
+        let (limit, db_limit) = record::page_limit(limit);
+        // Two statements, not `$1 IS NULL OR key > $1`: each keeps its
+        // plan a range scan of the primary key.
+        let rows: Vec<(String, String, String, i64)> = match after {
+            None => sqlx::query_as(
+                "SELECT key, provider, record, version FROM oauth2_adapters_tokens
+                 ORDER BY key LIMIT $1",
+            )
+            .bind(db_limit),
+            Some(after) => sqlx::query_as(
+                "SELECT key, provider, record, version FROM oauth2_adapters_tokens
+                 WHERE key > $1 ORDER BY key LIMIT $2",
+            )
+            .bind(after)
+            .bind(db_limit),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("reading a page of tokens"))?;
+        Ok(Some(record::page(&self.codec, rows, limit)))
     }
 
     async fn try_acquire_lease(

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use oauth2_adapters_core::store::{CasOutcome, TokenKey};
+use oauth2_adapters_core::store::{CasOutcome, TokenKey, TokenPage};
 use oauth2_adapters_core::{Error, Result};
 
 /// The longest lease duration (ttl or in-doubt grace) a store uses (ten
@@ -54,6 +54,44 @@ pub(crate) fn parse_keys(rows: Vec<(String, String)>) -> Vec<TokenKey> {
             key
         })
         .collect()
+}
+
+/// A [`TokenPage`] from `(key, provider, record, version)` rows read in key
+/// order with `LIMIT limit`: each row decoded on its own (an unreadable one
+/// is an error beside its key), rows whose key does not parse skipped with
+/// a warning naming only their provider; the next page starts after the
+/// last row read, unless there were fewer than `limit`.
+pub(crate) fn page(
+    codec: &crate::codec::Codec,
+    rows: Vec<(String, String, String, i64)>,
+    limit: usize,
+) -> TokenPage {
+    let next = if rows.len() >= limit {
+        rows.last().map(|(key, ..)| key.clone())
+    } else {
+        None
+    };
+    let tokens = rows
+        .into_iter()
+        .filter_map(|(text, provider, record, version)| {
+            let Some(key) = TokenKey::parse(&text) else {
+                tracing::warn!(
+                    provider = %provider,
+                    "skipping a stored token whose key does not parse"
+                );
+                return None;
+            };
+            let stored = codec.decode(&key, &record, version);
+            Some((key, stored))
+        })
+        .collect();
+    TokenPage::new(tokens, next)
+}
+
+/// A page size as a database integer (at least one).
+pub(crate) fn page_limit(limit: usize) -> (usize, i64) {
+    let limit = limit.clamp(1, i64::MAX as usize);
+    (limit, limit as i64)
 }
 
 /// A lease duration (a ttl or an in-doubt grace) in whole milliseconds,

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use futures_util::FutureExt;
 
 use crate::error::{Error, Result};
-use crate::store::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore};
+use crate::store::{
+    CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenPage, TokenStore,
+};
 use crate::token::TokenRecord;
 
 /// Wraps the configured store for the manager.
@@ -77,6 +79,14 @@ impl TokenStore for GuardedStore {
 
     async fn keys(&self) -> Result<Vec<TokenKey>> {
         self.call("listing the tokens", self.inner.keys()).await
+    }
+
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Option<TokenPage>> {
+        self.call(
+            "reading a page of tokens",
+            self.inner.load_page(after, limit),
+        )
+        .await
     }
 
     async fn try_acquire_lease(

@@ -10,6 +10,9 @@ use crate::error::Error;
 use crate::store::TokenKey;
 use crate::token::Token;
 
+/// How many stored tokens [`TokenManager::warm`] reads per store call.
+pub(crate) const WARM_PAGE: usize = 10_000;
+
 /// What [`TokenManager::warm`] loaded.
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -83,32 +86,68 @@ pub struct UnpersistedToken {
 
 impl TokenManager {
     /// Loads every stored key into the cache (for the background refresher
-    /// after a restart). A row that cannot be read is skipped and reported
-    /// (in the result and as a [`TokenEvent::StoredTokenUnreadable`]); the
-    /// others load. Fails only when the store cannot list its keys.
+    /// after a restart), a page of 10,000 tokens per store call
+    /// ([`TokenStore::load_page`](crate::TokenStore::load_page); a store
+    /// that cannot page lists its keys and loads each). A row that cannot be
+    /// read is skipped and reported (in the result and as a
+    /// [`TokenEvent::StoredTokenUnreadable`]); the others load. Fails only
+    /// when the store cannot list (or page through) its tokens; what was
+    /// loaded until then stays cached.
     pub async fn warm(&self) -> crate::Result<WarmReport> {
-        let keys = self.inner.store.keys().await?;
         let mut report = WarmReport::default();
-        for key in keys {
-            match self.inner.store.load(&key).await {
-                Ok(Some(stored)) => {
-                    let slot = self.inner.slot(&key);
-                    if !slot.has_pending() {
-                        self.inner.cache_record(&slot, &stored);
-                    }
-                    report.loaded += 1;
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    self.inner.events.emit(TokenEvent::StoredTokenUnreadable {
-                        key: key.clone(),
-                        error: error.clone(),
-                    });
-                    report.unreadable.push(UnreadableToken { key, error });
-                }
+        let mut after: Option<String> = None;
+        loop {
+            let Some(page) = self
+                .inner
+                .store
+                .load_page(after.as_deref(), WARM_PAGE)
+                .await?
+            else {
+                return self.warm_key_by_key(report).await;
+            };
+            for (key, stored) in page.tokens {
+                self.warmed(&mut report, key, stored.map(Some));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(report),
             }
         }
+    }
+
+    /// [`TokenManager::warm`] on a store that cannot page.
+    async fn warm_key_by_key(&self, mut report: WarmReport) -> crate::Result<WarmReport> {
+        for key in self.inner.store.keys().await? {
+            let stored = self.inner.store.load(&key).await;
+            self.warmed(&mut report, key, stored);
+        }
         Ok(report)
+    }
+
+    /// Caches one stored token read by `warm`, or reports it unreadable.
+    fn warmed(
+        &self,
+        report: &mut WarmReport,
+        key: TokenKey,
+        stored: crate::Result<Option<crate::store::StoredToken>>,
+    ) {
+        match stored {
+            Ok(Some(stored)) => {
+                let slot = self.inner.slot(&key);
+                if !slot.has_pending() {
+                    self.inner.cache_record(&slot, &stored);
+                }
+                report.loaded += 1;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                self.inner.events.emit(TokenEvent::StoredTokenUnreadable {
+                    key: key.clone(),
+                    error: error.clone(),
+                });
+                report.unreadable.push(UnreadableToken { key, error });
+            }
+        }
     }
 
     /// Stops the manager cleanly: starts no new refresh (callers of

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenStore};
+use super::{CasOutcome, LeaseOutcome, LeaseRequest, StoredToken, TokenKey, TokenPage, TokenStore};
 use crate::error::Result;
 use crate::token::{ProviderId, TokenRecord};
 
@@ -232,6 +232,37 @@ impl TokenStore for MemoryStore {
 
     async fn keys(&self) -> Result<Vec<TokenKey>> {
         Ok(self.with_tokens(|tokens| tokens.keys().cloned().collect()))
+    }
+
+    /// One pass over the map per page (the keys after `after`, the `limit`
+    /// smallest of them sorted): a warm of `n` tokens makes `n / 10,000`
+    /// passes.
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Option<TokenPage>> {
+        let limit = limit.max(1);
+        let mut page: Vec<(TokenKey, StoredToken)> = self.with_tokens(|tokens| {
+            let mut candidates: Vec<(&TokenKey, &Packed)> = tokens
+                .iter()
+                .filter(|(key, _)| after.is_none_or(|after| key.as_str() > after))
+                .collect();
+            if candidates.len() > limit {
+                candidates.select_nth_unstable_by(limit - 1, |a, b| a.0.as_str().cmp(b.0.as_str()));
+                candidates.truncate(limit);
+            }
+            candidates
+                .into_iter()
+                .map(|(key, packed)| (key.clone(), packed.unpack()))
+                .collect()
+        });
+        page.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|(key, _)| key.as_str().to_owned()))
+            .flatten();
+        Ok(Some(TokenPage::new(
+            page.into_iter()
+                .map(|(key, stored)| (key, Ok(stored)))
+                .collect(),
+            next,
+        )))
     }
 
     async fn try_acquire_lease(

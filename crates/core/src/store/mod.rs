@@ -109,6 +109,26 @@ impl LeaseOutcome {
     }
 }
 
+/// One page of stored tokens, read by [`TokenStore::load_page`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct TokenPage {
+    /// The page's tokens in the store's key order. A row that cannot be
+    /// read (a corrupt record, a missing decryption key) is an error beside
+    /// its key; it does not fail the page.
+    pub tokens: Vec<(TokenKey, Result<StoredToken>)>,
+    /// Where the next page starts (the `after` of the next call): the last
+    /// key read, as stored. `None`: this was the last page.
+    pub next: Option<String>,
+}
+
+impl TokenPage {
+    /// A page of `tokens`, followed by the page after `next` (`None`: the last).
+    pub fn new(tokens: Vec<(TokenKey, Result<StoredToken>)>, next: Option<String>) -> Self {
+        Self { tokens, next }
+    }
+}
+
 /// Where the token manager keeps tokens. Implementations: [`MemoryStore`]
 /// here, SQLite and PostgreSQL in `oauth2-adapters-store-sql`.
 ///
@@ -132,6 +152,20 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
 
     /// Every stored key (for warming a manager or its background refresher).
     async fn keys(&self) -> Result<Vec<TokenKey>>;
+
+    /// Up to `limit` stored tokens (at least one) in the store's order of
+    /// keys, from the first key after `after` (a [`TokenPage::next`]; from
+    /// the first key when `None`), in one round trip where the store can:
+    /// what [`TokenManager::warm`](crate::manager::TokenManager::warm) reads,
+    /// instead of one `load` per key. Rows whose key does not parse are
+    /// skipped (the cursor still moves past them).
+    ///
+    /// The default returns `Ok(None)`: the store cannot page, and `warm`
+    /// lists [`TokenStore::keys`] and loads each.
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Option<TokenPage>> {
+        let _ = (after, limit);
+        Ok(None)
+    }
 
     /// Takes (or, for its holder, extends) the refresh lease of `key`, and
     /// reads the stored token, in one atomic step with respect to other

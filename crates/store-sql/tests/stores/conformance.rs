@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             versions_increase_by_one_per_write,
             delete_removes_the_token,
             keys_lists_the_stored_keys,
+            load_page_reads_every_token_once,
             record_round_trip_keeps_every_field
         );
     };
@@ -133,6 +134,61 @@ pub fn full_record() -> TokenRecord {
     });
     token.extra = extra.as_object().unwrap().clone();
     token.to_record()
+}
+
+/// `load_page()` with small pages, from the first key: every stored token
+/// once, no page over its limit, each token as stored.
+pub async fn load_page_reads_every_token_once(store: &dyn TokenStore) {
+    let base = unique("page");
+    let keys: Vec<TokenKey> = (0..7)
+        .map(|i| {
+            TokenKey::new(
+                &ProviderId::from_static("conformance"),
+                &format!("{base}/{i}"),
+            )
+        })
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        store
+            .compare_and_swap(key, None, &record(&format!("access-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut seen = vec![0; keys.len()];
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .load_page(after.as_deref(), 3)
+            .await
+            .unwrap()
+            .expect("this store pages");
+        pages += 1;
+        assert!(page.tokens.len() <= 3, "{} tokens", page.tokens.len());
+        if page.tokens.len() < 3 {
+            assert!(page.next.is_none(), "a short page is the last");
+        }
+        for (key, stored) in page.tokens {
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                seen[i] += 1;
+                let stored = stored.unwrap();
+                assert_eq!(access(&stored), format!("access-{i}"));
+                assert_eq!(stored.version, 1);
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 100_000, "the pages never end");
+    }
+    assert_eq!(seen, vec![1; keys.len()], "every token once");
+    // Limit zero is read as one (another test's row may be first).
+    let page = store.load_page(None, 0).await.unwrap().unwrap();
+    assert!(page.tokens.len() <= 1 && page.next.is_some());
+    for key in &keys {
+        store.delete(key).await.unwrap();
+    }
 }
 
 fn version(outcome: CasOutcome) -> u64 {

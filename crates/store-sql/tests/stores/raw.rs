@@ -108,6 +108,64 @@ pub(crate) async fn unparsable_keys_are_skipped(store: &impl RawSql) {
         .await;
 }
 
+/// `load_page()` reports a corrupt row beside its key (the rest of the page
+/// loads) and skips a row whose key does not parse, moving past it.
+pub(crate) async fn load_page_reports_corrupt_rows_and_skips_bad_keys(store: &impl RawSql) {
+    let secret = unique("secret-value");
+    let (good, corrupt) = (key("page-good"), key("page-corrupt"));
+    let bad = unique("not-a-key");
+    store
+        .compare_and_swap(&good, None, &record("a"))
+        .await
+        .unwrap();
+    store
+        .insert_token(corrupt.as_str(), "conformance", &secret)
+        .await;
+    store.insert_token(&bad, "weird", "{}").await;
+    let (mut seen_good, mut seen_corrupt) = (0, 0);
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .load_page(after.as_deref(), 2)
+            .await
+            .unwrap()
+            .expect("the SQL stores page");
+        pages += 1;
+        assert!(page.tokens.len() <= 2);
+        for (key, stored) in &page.tokens {
+            assert!(!key.as_str().contains(&bad), "the bad key is skipped");
+            if *key == good {
+                seen_good += 1;
+                assert_eq!(stored.as_ref().unwrap().record.access_token, "a");
+            } else if *key == corrupt {
+                seen_corrupt += 1;
+                let err = stored.as_ref().unwrap_err();
+                assert!(!format!("{err} {err:?}").contains(&secret), "{err:?}");
+            }
+        }
+        match page.next {
+            Some(next) => {
+                assert!(
+                    after.as_deref() < Some(next.as_str()),
+                    "the cursor moves on"
+                );
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(pages < 100_000, "the pages never end");
+    }
+    assert_eq!((seen_good, seen_corrupt), (1, 1));
+    store.delete(&good).await.unwrap();
+    store.delete(&corrupt).await.unwrap();
+    store
+        .execute(&format!(
+            "DELETE FROM oauth2_adapters_tokens WHERE key = '{bad}'"
+        ))
+        .await;
+}
+
 /// The migrations are recorded in the crate's own table, not sqlx's.
 pub(crate) async fn migrations_have_their_own_table(store: &impl RawSql) {
     let applied = store
@@ -126,6 +184,7 @@ macro_rules! raw_sql_suite {
         raw_sql_suite!(@tests $store;
             corrupt_record_is_reported_without_its_content,
             unparsable_keys_are_skipped,
+            load_page_reports_corrupt_rows_and_skips_bad_keys,
             migrations_have_their_own_table
         );
     };
