@@ -288,12 +288,19 @@ fn hike(mock_url: &str) -> Hike {
     .expect("Hike builds")
 }
 
+/// The manager's refresh timing: [`SKEW`] ahead of expiry, and
+/// `WAVE_JITTER_S` seconds of jitter (default none).
 fn timing() -> RefreshTiming {
     RefreshTiming {
         skew: SKEW,
         max_skew_fraction: 0.5,
-        jitter: Duration::ZERO,
+        jitter: Duration::from_secs(env_usize("WAVE_JITTER_S", 0) as u64),
     }
+}
+
+/// Try_get calls per reader batch (then it sleeps 1 ms): `WAVE_READS_PER_MS`.
+fn read_batch() -> usize {
+    env_usize("WAVE_READS_PER_MS", READ_BATCH)
 }
 
 // ---------------------------------------------------------------------------
@@ -581,7 +588,7 @@ fn baseline_reads(keys: &[TokenKey]) -> (u64, u64) {
     let mut samples = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(1) {
-        for _ in 0..READ_BATCH {
+        for _ in 0..read_batch() {
             let key = &keys[fastrand::usize(..keys.len())];
             let t = Instant::now();
             let hit = map.get(key).map(String::len);
@@ -673,10 +680,11 @@ async fn wave_worker() {
             // Inside the runtime, a try_get on a due key starts its refresh,
             // as in an application; outside, it cannot.
             let _entered = inside.then(|| handle.enter());
-            let mut batch = Vec::with_capacity(READ_BATCH);
+            let per_batch = read_batch();
+            let mut batch = Vec::with_capacity(per_batch);
             while !stop.load(Ordering::Relaxed) {
                 let mut misses = 0;
-                for _ in 0..READ_BATCH {
+                for _ in 0..per_batch {
                     let key = &keys[fastrand::usize(..keys.len())];
                     let t = Instant::now();
                     let hit = manager.try_get(key).is_some();
@@ -1126,13 +1134,16 @@ impl WaveOutcome {
 
     fn print_summary(&self, wave: &WaveSpec) {
         println!(
-            "\nwave: {} tokens due over {} s, {} instances, cap {} each, mock delay {} ms, reader {}",
+            "\nwave: {} tokens due over {} s, {} instances, cap {} each, mock delay {} ms, \
+             refresh jitter {} s, reader {} ({} try_get per ms)",
             wave.tokens,
             wave.spread.as_secs(),
             wave.instances,
             wave.cap,
             wave.delay.as_millis(),
+            timing().jitter.as_secs(),
             wave.reader,
+            read_batch(),
         );
         println!(
             "workers ready {:.1} s before the wave (warm: {})",
