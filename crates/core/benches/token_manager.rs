@@ -476,7 +476,49 @@ fn memory_counted() {
 
 criterion_group!(benches, cached_read);
 
+/// `BENCH_ONLY=loops` runs each cached read 100,000 times in a function
+/// of its own, for an instruction count under
+/// `valgrind --tool=callgrind` (independent of the machine's load).
+fn loops() {
+    let rt = runtime();
+    let manager = manager_with(1000, Arc::new(ExternalStore), &rt);
+    let probe = key(500);
+    let account = format!("store-{:07}", 500);
+    let n = 100_000;
+    #[inline(never)]
+    fn loop_try_get(manager: &TokenManager, probe: &TokenKey, n: usize) {
+        for _ in 0..n {
+            black_box(manager.try_get(black_box(probe)));
+        }
+    }
+    #[inline(never)]
+    fn loop_get(manager: &TokenManager, probe: &TokenKey, n: usize) {
+        for _ in 0..n {
+            black_box(futures_lite_block_on(manager.get(black_box(probe))).ok());
+        }
+    }
+    #[inline(never)]
+    fn loop_header(manager: &TokenManager, probe: &TokenKey, n: usize) {
+        for _ in 0..n {
+            black_box(manager.read_authorization_header(black_box(probe), |h| h.len()));
+        }
+    }
+    #[inline(never)]
+    fn loop_key(account: &str, n: usize) {
+        for _ in 0..n {
+            black_box(TokenKey::new(&BENCH, black_box(account)));
+        }
+    }
+    loop_try_get(&manager, &probe, n);
+    loop_get(&manager, &probe, n);
+    loop_header(&manager, &probe, n);
+    loop_key(&account, n);
+}
+
 fn main() {
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "loops") {
+        return loops();
+    }
     let parts: [(&str, fn()); 5] = [
         ("allocations", allocations_per_read),
         ("throughput", throughput),

@@ -24,7 +24,27 @@ const FAST: usize = 128;
 
 /// True when `part` holds a character that [`escape`] changes.
 fn needs_escape(part: &[u8]) -> bool {
-    part.iter().any(|&b| matches!(b, b'%' | b'|' | b' '))
+    // Eight bytes at a time: a byte equal to `c` is a zero byte of `v ^ c…c`
+    // (the classic exact "has a zero byte" test).
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has = |v: u64, c: u8| {
+        let x = v ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    };
+    let mut chunks = part.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        if has(v, b'%') || has(v, b'|') || has(v, b' ') {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| matches!(b, b'%' | b'|' | b' '))
 }
 
 /// Identifies one token: a provider, an account at it (a Hike store, a
