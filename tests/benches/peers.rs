@@ -100,6 +100,18 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid pointer to a timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(rc, 0, "the thread CPU clock is readable");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
 /// Allocations made so far by the calling thread.
 fn thread_allocations() -> u64 {
     THREAD_ALLOCATIONS.with(Cell::get)
@@ -813,9 +825,15 @@ fn token_requests(mock_rt: &tokio::runtime::Runtime, requests_too: bool) {
     let n = REQUEST_VARIANTS.len();
     let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut allocations: Vec<u64> = vec![0; n];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
+    // `PEERS_VARIANTS=0,3`: only those requests (e.g. to profile one).
+    let only = std::env::var("PEERS_VARIANTS").unwrap_or_default();
+    let selected = |variant: usize| {
+        only.is_empty() || only.split(',').any(|v| v.trim() == variant.to_string())
+    };
     client_rt.block_on(async {
         // Warm-up: connections open, pools and caches filled.
-        for variant in 0..n {
+        for variant in (0..n).filter(|v| selected(*v)) {
             for _ in 0..20 {
                 let grant = requests.mint(variant).await;
                 black_box(requests.request(variant, grant).await);
@@ -825,7 +843,7 @@ fn token_requests(mock_rt: &tokio::runtime::Runtime, requests_too: bool) {
             let mut grants: Vec<std::vec::IntoIter<Option<Minted>>> = Vec::with_capacity(n);
             for variant in 0..n {
                 let mut minted = Vec::with_capacity(per_chunk);
-                for _ in 0..per_chunk {
+                for _ in (0..per_chunk).filter(|_| selected(variant)) {
                     minted.push(requests.mint(variant).await);
                 }
                 grants.push(minted.into_iter());
@@ -833,11 +851,16 @@ fn token_requests(mock_rt: &tokio::runtime::Runtime, requests_too: bool) {
             for i in 0..per_chunk {
                 for k in 0..n {
                     let variant = (k + i + chunk) % n;
+                    if !selected(variant) {
+                        continue;
+                    }
                     let grant = grants[variant].next().expect("one grant per request");
                     let before = thread_allocations();
+                    let cpu_before = thread_cpu();
                     let started = Instant::now();
                     black_box(requests.request(variant, grant).await);
                     let elapsed = started.elapsed();
+                    cpu[variant].push((thread_cpu() - cpu_before).as_secs_f64() * 1e6);
                     allocations[variant] += thread_allocations() - before;
                     latencies[variant].push(elapsed.as_secs_f64() * 1e6);
                 }
@@ -847,32 +870,39 @@ fn token_requests(mock_rt: &tokio::runtime::Runtime, requests_too: bool) {
         }
     });
     let canned = client_rt.block_on(requests.canned_bodies());
-    report_requests(chunks * per_chunk, &latencies, &allocations);
+    report_requests(chunks * per_chunk, &latencies, &cpu, &allocations);
     parse_only(&canned);
     drop(requests);
 }
 
-fn report_requests(count: usize, latencies: &[Vec<f64>], allocations: &[u64]) {
+fn report_requests(count: usize, latencies: &[Vec<f64>], cpu: &[Vec<f64>], allocations: &[u64]) {
     println!(
         "\n== 3. token requests vs raw: {} requests per variant, one of each in turn, against the testkit mocks",
         count
     );
     println!(
-        "{:<56} {:>9} {:>9} {:>9} {:>9} {:>8} {:>12}",
-        "request", "p50", "p90", "p99", "mean", "vs raw", "allocs/req"
+        "{:<56} {:>9} {:>9} {:>9} {:>9} {:>8} {:>12} {:>8}",
+        "request", "p50", "p90", "p99", "mean", "vs raw", "client CPU", "allocs"
     );
-    let medians: Vec<f64> = latencies.iter().map(|l| median(l)).collect();
+    let medians: Vec<f64> = latencies
+        .iter()
+        .map(|l| if l.is_empty() { f64::NAN } else { median(l) })
+        .collect();
     for (variant, name) in REQUEST_VARIANTS.iter().enumerate() {
+        if latencies[variant].is_empty() || latencies[RAW_OF[variant]].is_empty() {
+            continue;
+        }
         let mut sorted = latencies[variant].clone();
         sorted.sort_by(f64::total_cmp);
         let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
         println!(
-            "{name:<56} {:>6.1} us {:>6.1} us {:>6.1} us {:>6.1} us {:>7.3}x {:>12.1}",
+            "{name:<56} {:>6.1} us {:>6.1} us {:>6.1} us {:>6.1} us {:>7.3}x {:>6.1} us {:>8.1}",
             quantile(&sorted, 0.5),
             quantile(&sorted, 0.9),
             quantile(&sorted, 0.99),
             mean,
             medians[variant] / medians[RAW_OF[variant]],
+            median(&cpu[variant]),
             allocations[variant] as f64 / sorted.len() as f64,
         );
     }

@@ -224,13 +224,17 @@ impl HttpClient {
         request: reqwest::Request,
     ) -> std::result::Result<HttpResponse, TransportFailure> {
         let started = Instant::now();
-        let method = request.method().clone();
-        let path = request.url().path().to_owned();
+        // What the debug events name, copied only when they are on.
+        let logged = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (request.method().clone(), request.url().path().to_owned()));
         let result = self.execute_inner(request).await;
         if let Ok(response) = &result {
             // Fills the `http.status` field of the enclosing token-request span.
             tracing::Span::current().record("http.status", response.status);
         }
+        let Some((method, path)) = logged else {
+            return result;
+        };
         match &result {
             Ok(response) => tracing::debug!(
                 http.method = %method,

@@ -67,8 +67,10 @@ pub(crate) fn hook_panic() {
     metrics::counter!(MANAGER_HOOK_PANICS_TOTAL).increment(1);
 }
 
-fn provider_label(provider: &ProviderId) -> String {
-    provider.as_str().to_owned()
+/// The provider label: a static id (the built-in adapters') is borrowed,
+/// not copied, on every token request.
+fn provider_label(provider: &ProviderId) -> metrics::SharedString {
+    metrics::SharedString::from(provider.as_cow().clone())
 }
 
 pub(crate) fn token_request(

@@ -30,6 +30,12 @@ impl ProviderId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as it is held: a static id is borrowed, so cloning this
+    /// does not allocate (metric labels).
+    pub(crate) fn as_cow(&self) -> &Cow<'static, str> {
+        &self.0
+    }
 }
 
 impl fmt::Debug for ProviderId {

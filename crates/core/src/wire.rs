@@ -1,9 +1,11 @@
 //! Helpers for parsing token responses that bend the standard: numbers sent
 //! as strings, relative and absolute expiries, scope lists.
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Deserializer};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::Deserializer;
 
 use crate::error::{Error, ErrorCode};
 use crate::redact::{excerpt, scrub, CODE_CHARS, EXCERPT_CHARS};
@@ -22,22 +24,43 @@ pub fn optional_number<'de, D>(deserializer: D) -> Result<Option<f64>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumberOrString {
-        Number(f64),
-        String(String),
+    // A visitor, not an untagged enum: no buffering of the value, and no
+    // error built (and formatted) for the variant that does not match.
+    struct NumberOrString;
+    impl<'de> Visitor<'de> for NumberOrString {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number or a numeric string")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            Ok(Some(n))
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(n as f64))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Some(n as f64))
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse::<f64>()
+                .map(Some)
+                .map_err(|_| E::custom("expected a number or a numeric string"))
+        }
     }
-    match Option::<NumberOrString>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(NumberOrString::Number(n)) => Ok(Some(n)),
-        Some(NumberOrString::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(NumberOrString::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom("expected a number or a numeric string")),
-    }
+    deserializer.deserialize_option(NumberOrString)
 }
 
 /// Deserializes an optional identifier sent as a string or a number
@@ -46,18 +69,42 @@ pub fn optional_string_or_number<'de, D>(deserializer: D) -> Result<Option<Strin
 where
     D: Deserializer<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum StringOrNumber {
-        String(String),
-        Number(serde_json::Number),
+    struct StringOrNumber;
+    impl<'de> Visitor<'de> for StringOrNumber {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok((!s.is_empty()).then(|| s.to_owned()))
+        }
+        fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+            Ok((!s.is_empty()).then_some(s))
+        }
+        // A number is written as `serde_json::Number` writes it (`1.5`,
+        // `1e20`), as when it was read through one.
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(serde_json::Number::from(n).to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Some(serde_json::Number::from(n).to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            serde_json::Number::from_f64(n)
+                .map(|n| Some(n.to_string()))
+                .ok_or_else(|| E::custom("not a JSON number"))
+        }
     }
-    Ok(match Option::<StringOrNumber>::deserialize(deserializer)? {
-        None => None,
-        Some(StringOrNumber::String(s)) if s.is_empty() => None,
-        Some(StringOrNumber::String(s)) => Some(s),
-        Some(StringOrNumber::Number(n)) => Some(n.to_string()),
-    })
+    deserializer.deserialize_option(StringOrNumber)
 }
 
 /// Deserializes an optional scope list sent as a space- or comma-separated
@@ -66,17 +113,33 @@ pub fn optional_scopes<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D
 where
     D: Deserializer<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ScopeField {
-        Text(String),
-        List(Vec<String>),
+    struct ScopeField;
+    impl<'de> Visitor<'de> for ScopeField {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a scope string or a list of scope strings")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(split_scopes(text)))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(scope) = seq.next_element::<String>()? {
+                list.push(scope);
+            }
+            Ok(Some(list))
+        }
     }
-    Ok(match Option::<ScopeField>::deserialize(deserializer)? {
-        None => None,
-        Some(ScopeField::Text(text)) => Some(split_scopes(&text)),
-        Some(ScopeField::List(list)) => Some(list),
-    })
+    deserializer.deserialize_option(ScopeField)
 }
 
 /// Converts a relative lifetime into an absolute instant.
@@ -201,13 +264,25 @@ pub fn check_access_token(field: &str, token: &str) -> Result<(), String> {
     if token.trim().is_empty() {
         return Err(format!("`{field}` is missing or empty"));
     }
-    if !token.chars().all(|c| c.is_ascii_graphic()) {
+    if !is_visible_ascii(token.as_bytes()) {
         return Err(format!(
             "`{field}` has characters an Authorization header cannot carry \
              (control, space or non-ASCII)"
         ));
     }
     Ok(())
+}
+
+/// True when every byte is visible ASCII (`!` to `~`); a non-ASCII
+/// character's bytes are all >= 0x80, so they fail too. Checked a block
+/// at a time without an early exit, so the compiler vectorizes it (a JWT
+/// is about a kilobyte).
+fn is_visible_ascii(bytes: &[u8]) -> bool {
+    bytes.chunks(32).all(|block| {
+        block
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(b'!') <= b'~' - b'!'))
+    })
 }
 
 /// Checks a token type, when the response gives one: only `Bearer` (in any
@@ -418,6 +493,7 @@ pub fn describe_json_error(err: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
     struct Probe {
@@ -459,6 +535,121 @@ mod tests {
         assert_eq!(ids.scope, Some(vec!["x".to_owned()]));
         let ids: Ids = serde_json::from_str(r#"{"id": null, "scope": null}"#).unwrap();
         assert!(ids.id.is_none() && ids.scope.is_none());
+    }
+
+    /// The lenient readers read the same from JSON text, from a borrowed
+    /// and an owned `Value`, and from inside a struct with a flattened
+    /// field (where serde buffers the value first).
+    #[test]
+    fn lenient_readers_agree_on_every_deserializer() {
+        #[derive(Debug, Deserialize)]
+        struct Flat {
+            #[serde(default, deserialize_with = "optional_number")]
+            n: Option<f64>,
+            #[serde(default, deserialize_with = "optional_string_or_number")]
+            id: Option<String>,
+            #[serde(default, deserialize_with = "optional_scopes")]
+            scope: Option<Vec<String>>,
+            #[serde(flatten)]
+            _rest: serde_json::Map<String, serde_json::Value>,
+        }
+        let numbers = [
+            ("3600", Some(3600.0)),
+            ("-5", Some(-5.0)),
+            ("1.5", Some(1.5)),
+            (r#"" 7 ""#, Some(7.0)),
+            (r#""""#, None),
+            ("null", None),
+        ];
+        for (json, expected) in numbers {
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(optional_number(&value).unwrap(), expected, "{json}");
+            assert_eq!(optional_number(value).unwrap(), expected, "{json}");
+            let flat: Flat = serde_json::from_str(&format!(r#"{{"n": {json}, "x": 1}}"#)).unwrap();
+            assert_eq!(flat.n, expected, "{json}");
+        }
+        for bad in ["true", r#""soon""#, "[1]", "{}"] {
+            let value: serde_json::Value = serde_json::from_str(bad).unwrap();
+            let err = optional_number(&value).unwrap_err();
+            assert!(err.is_data(), "{bad}");
+            assert!(
+                n(&format!(r#"{{"n": {bad}}}"#)).unwrap_err().is_data(),
+                "{bad}"
+            );
+        }
+        // Numbers are written as serde_json writes them.
+        let ids = [
+            ("42", Some("42")),
+            ("-7", Some("-7")),
+            ("1.5", Some("1.5")),
+            ("1e20", Some("1e+20")),
+            ("2.0", Some("2.0")),
+            (r#""u-1""#, Some("u-1")),
+            (r#""""#, None),
+            ("null", None),
+        ];
+        for (json, expected) in ids {
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            let via_number = match &value {
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            };
+            if let Some(written) = via_number {
+                assert_eq!(Some(written.as_str()), expected, "{json}");
+            }
+            assert_eq!(
+                optional_string_or_number(&value).unwrap().as_deref(),
+                expected
+            );
+            assert_eq!(
+                optional_string_or_number(value).unwrap().as_deref(),
+                expected
+            );
+            let flat: Flat = serde_json::from_str(&format!(r#"{{"id": {json}}}"#)).unwrap();
+            assert_eq!(flat.id.as_deref(), expected, "{json}");
+        }
+        assert!(optional_string_or_number(&serde_json::json!(true)).is_err());
+        let scopes = [
+            (r#""a b,c""#, Some(vec!["a", "b", "c"])),
+            (r#"["x", "y z"]"#, Some(vec!["x", "y z"])),
+            ("[]", Some(vec![])),
+            ("null", None),
+        ];
+        for (json, expected) in scopes {
+            let expected: Option<Vec<String>> =
+                expected.map(|list| list.into_iter().map(str::to_owned).collect());
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(optional_scopes(&value).unwrap(), expected, "{json}");
+            assert_eq!(optional_scopes(value).unwrap(), expected, "{json}");
+            let flat: Flat = serde_json::from_str(&format!(r#"{{"scope": {json}}}"#)).unwrap();
+            assert_eq!(flat.scope, expected, "{json}");
+        }
+        for bad in ["[1]", r#"["a", null]"#, "7", "{}"] {
+            let value: serde_json::Value = serde_json::from_str(bad).unwrap();
+            assert!(optional_scopes(&value).unwrap_err().is_data(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn visible_ascii_is_checked_in_blocks() {
+        for byte in 0..=255u8 {
+            assert_eq!(
+                is_visible_ascii(&[byte]),
+                byte.is_ascii_graphic(),
+                "{byte:#x}"
+            );
+        }
+        // A bad byte at every position of a JWT-sized token, across blocks.
+        let good = vec![b'a'; 1000];
+        assert!(is_visible_ascii(&good));
+        assert!(is_visible_ascii(b""));
+        for at in [0, 1, 31, 32, 33, 63, 64, 500, 998, 999] {
+            for bad in [b' ', b'\n', 0x7f, 0x80, 0xff] {
+                let mut token = good.clone();
+                token[at] = bad;
+                assert!(!is_visible_ascii(&token), "{bad:#x} at {at}");
+            }
+        }
     }
 
     #[test]

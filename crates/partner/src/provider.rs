@@ -12,6 +12,15 @@ use crate::config::PartnerBuilder;
 use crate::wire::read_token;
 use crate::PROVIDER_ID;
 
+/// The documented JSON body, written without building a map first (the
+/// fields in this order: the one a JSON object's sorted keys give).
+#[derive(serde::Serialize)]
+struct TokenRequestBody<'a> {
+    client_id: &'a str,
+    client_secret: &'a str,
+    grant_type: &'static str,
+}
+
 /// The partner bookings API adapter. Its tokens cannot be refreshed: the
 /// renewal is [`Renewal::Reacquire`].
 #[derive(Debug, Clone)]
@@ -72,11 +81,11 @@ impl ClientCredentialsProvider for Partner {
             ));
         }
         let secret = self.credentials.client_secret.expose_secret();
-        let body = serde_json::json!({
-            "grant_type": "client_credentials",
-            "client_id": self.credentials.client_id,
-            "client_secret": secret,
-        });
+        let body = TokenRequestBody {
+            client_id: &self.credentials.client_id,
+            client_secret: secret,
+            grant_type: "client_credentials",
+        };
         let request = self
             .context
             .http

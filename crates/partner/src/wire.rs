@@ -1,5 +1,6 @@
 //! The partner's token response and the claims of its JWT.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +12,8 @@ use oauth2_adapters_core::adapter::wire::{
 };
 use oauth2_adapters_core::adapter::JsonResponse;
 use oauth2_adapters_core::{Error, SecretString, Token};
-use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::PROVIDER_ID;
@@ -52,22 +54,108 @@ enum Exp {
 }
 
 impl Claims {
-    fn from_map(mut map: Map<String, Value>) -> Self {
-        let mut take = |key: &str| map.remove(key).filter(|v| !v.is_null());
-        let text = |v: Option<Value>| v.and_then(|v| optional_string_or_number(v).ok().flatten());
+    /// The claims from the payload's raw values (a `null` claim is absent).
+    fn from_raw(raw: RawClaims) -> Self {
+        let present = |v: Option<Value>| v.filter(|v| !v.is_null());
+        let text =
+            |v: Option<Value>| present(v).and_then(|v| optional_string_or_number(v).ok().flatten());
         Self {
-            exp: match take("exp").map(optional_number) {
+            exp: match present(raw.exp).map(optional_number) {
                 None | Some(Ok(None)) => Exp::Absent,
                 Some(Ok(Some(secs))) => Exp::At(secs),
                 Some(Err(_)) => Exp::Unreadable,
             },
-            scopes: take("scopes").and_then(|v| optional_scopes(v).ok().flatten()),
-            partner_id: text(take("partner_id")),
-            user_id: text(take("user_id")),
-            sub: text(take("sub")),
-            is_test: take("is_test").and_then(|v| v.as_bool()),
-            aud: take("aud"),
+            scopes: present(raw.scopes).and_then(|v| optional_scopes(v).ok().flatten()),
+            partner_id: text(raw.partner_id),
+            user_id: text(raw.user_id),
+            sub: text(raw.sub),
+            is_test: present(raw.is_test).and_then(|v| v.as_bool()),
+            aud: present(raw.aud),
         }
+    }
+}
+
+/// The payload's claims that are read, as sent; every other claim (`jti`,
+/// `iat`, ...) is skipped without being built. A claim sent twice keeps
+/// its last value, as a JSON object read into a map does.
+#[derive(Debug, Default)]
+struct RawClaims {
+    exp: Option<Value>,
+    scopes: Option<Value>,
+    partner_id: Option<Value>,
+    user_id: Option<Value>,
+    sub: Option<Value>,
+    is_test: Option<Value>,
+    aud: Option<Value>,
+}
+
+/// A claim's name, read without allocating.
+enum ClaimName {
+    Exp,
+    Scopes,
+    PartnerId,
+    UserId,
+    Sub,
+    IsTest,
+    Aud,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ClaimName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = ClaimName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<ClaimName, E> {
+                Ok(match name {
+                    "exp" => ClaimName::Exp,
+                    "scopes" => ClaimName::Scopes,
+                    "partner_id" => ClaimName::PartnerId,
+                    "user_id" => ClaimName::UserId,
+                    "sub" => ClaimName::Sub,
+                    "is_test" => ClaimName::IsTest,
+                    "aud" => ClaimName::Aud,
+                    _ => ClaimName::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = RawClaims;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
+                let mut raw = RawClaims::default();
+                while let Some(name) = map.next_key::<ClaimName>()? {
+                    let slot = match name {
+                        ClaimName::Exp => &mut raw.exp,
+                        ClaimName::Scopes => &mut raw.scopes,
+                        ClaimName::PartnerId => &mut raw.partner_id,
+                        ClaimName::UserId => &mut raw.user_id,
+                        ClaimName::Sub => &mut raw.sub,
+                        ClaimName::IsTest => &mut raw.is_test,
+                        ClaimName::Aud => &mut raw.aud,
+                        ClaimName::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(raw)
+            }
+        }
+        deserializer.deserialize_map(Object)
     }
 }
 
@@ -145,8 +233,8 @@ fn decode_claims(jwt: &str) -> Option<Claims> {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice::<Map<String, Value>>(&bytes) {
-        Ok(map) => Some(Claims::from_map(map)),
+    match serde_json::from_slice::<RawClaims>(&bytes) {
+        Ok(raw) => Some(Claims::from_raw(raw)),
         Err(_) => {
             tracing::debug!(provider = %PROVIDER_ID, "the access token's JWT payload is not readable JSON; ignoring its claims");
             None
@@ -298,6 +386,26 @@ mod tests {
         let token = read(200, &body).unwrap();
         assert_eq!(token.scopes, ["a"]);
         assert_eq!(token.subject.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn claims_are_read_as_a_json_object_would_be() {
+        // A repeated claim keeps its last value; `null` is absent; claims
+        // not read are skipped whatever they hold; escaped names count.
+        let claims = r#"{"jti":{"deep":[1,{"x":null}]},"partner_id":"first","partner_id":"last",
+            "sub":null,"user_id":"u","scop\u0065s":"a b","aud":["x","y"],"is_test":true}"#;
+        let decoded = decode_claims(&jwt(claims)).expect("claims");
+        assert_eq!(decoded.partner_id.as_deref(), Some("last"));
+        assert_eq!(decoded.sub, None);
+        assert_eq!(decoded.user_id.as_deref(), Some("u"));
+        assert_eq!(decoded.scopes, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(decoded.aud, Some(serde_json::json!(["x", "y"])));
+        assert_eq!(decoded.is_test, Some(true));
+        assert_eq!(decoded.exp, Exp::Absent);
+        // Not an object, or not JSON, or trailing bytes: no claims at all.
+        for payload in [r#"["exp",1]"#, "not json", r#"{"exp":1} x"#, r#"{"exp":"#] {
+            assert!(decode_claims(&jwt(payload)).is_none(), "{payload}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! [`SpecProvider`]: a provider made from a [`ProviderSpec`], with no code.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -352,20 +353,14 @@ impl AuthorizationCodeProvider for SpecProvider {
     ) -> Result<Token> {
         let fields = &self.spec.token.fields;
         let code = code.secret().expose_secret();
-        let mut after_auth = vec![(
-            fields.redirect_uri.clone(),
-            pending.redirect_uri().to_owned(),
-        )];
+        let mut after_auth = vec![(fields.redirect_uri.as_str(), pending.redirect_uri())];
         if let Some(verifier) = pending.pkce_verifier() {
-            after_auth.push((
-                fields.code_verifier.clone(),
-                verifier.expose_secret().to_owned(),
-            ));
+            after_auth.push((fields.code_verifier.as_str(), verifier.expose_secret()));
         }
         self.token_request(TokenCall {
             url: &self.endpoints.token,
             grant_type: "authorization_code",
-            params: vec![(fields.code.clone(), code.to_owned())],
+            params: vec![(fields.code.as_str(), Cow::Borrowed(code))],
             after_auth,
             extra: &self.spec.token.code_params,
             grant_secret: code,
@@ -382,8 +377,8 @@ impl RefreshTokenProvider for SpecProvider {
             url: &self.endpoints.refresh,
             grant_type: "refresh_token",
             params: vec![(
-                self.spec.token.fields.refresh_token.clone(),
-                refresh_token.to_owned(),
+                self.spec.token.fields.refresh_token.as_str(),
+                Cow::Borrowed(refresh_token),
             )],
             after_auth: Vec::new(),
             extra: &self.spec.token.refresh_params,
@@ -403,8 +398,8 @@ impl ClientCredentialsProvider for SpecProvider {
         let mut params = Vec::new();
         if !scopes.is_empty() {
             params.push((
-                self.spec.token.fields.scope.clone(),
-                scopes.join(&self.spec.token.scope_separator),
+                self.spec.token.fields.scope.as_str(),
+                Cow::Owned(scopes.join(&self.spec.token.scope_separator)),
             ));
         }
         self.token_request(TokenCall {

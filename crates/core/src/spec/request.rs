@@ -1,6 +1,8 @@
 //! Building the requests a spec describes: the authorize URL and the token
 //! and revocation requests.
 
+use std::borrow::Cow;
+
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use url::form_urlencoded;
@@ -14,15 +16,17 @@ use crate::json_response::JsonResponse;
 use crate::token::Token;
 
 /// One token request: its URL, its parameters in order, and the secret of
-/// the grant it spends (scrubbed from every error).
+/// the grant it spends (scrubbed from every error). Names and values are
+/// borrowed from the spec and the caller: nothing is copied until the body
+/// is written.
 pub(super) struct TokenCall<'a> {
     pub(super) url: &'a Url,
     pub(super) grant_type: &'static str,
     /// The grant's own parameters (the code, the refresh token, a scope).
-    pub(super) params: Vec<(String, String)>,
+    pub(super) params: Vec<(&'a str, Cow<'a, str>)>,
     /// Sent after the client authentication (the redirect URI, the PKCE
     /// verifier), in the `oauth2` crate's order.
-    pub(super) after_auth: Vec<(String, String)>,
+    pub(super) after_auth: Vec<(&'a str, &'a str)>,
     pub(super) extra: &'a std::collections::BTreeMap<String, String>,
     pub(super) grant_secret: &'a str,
 }
@@ -77,25 +81,31 @@ impl SpecProvider {
     pub(super) async fn token_request(&self, call: TokenCall<'_>) -> Result<Token> {
         let token = &self.spec.token;
         let fields = &token.fields;
-        let mut params = Vec::with_capacity(call.params.len() + 6);
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(
+            call.params.len() + call.after_auth.len() + token.extra_params.len() + 4,
+        );
         if !fields.grant_type.is_empty() {
-            params.push((fields.grant_type.clone(), call.grant_type.to_owned()));
+            params.push((&fields.grant_type, call.grant_type));
         }
-        params.extend(call.params);
+        params.extend(
+            call.params
+                .iter()
+                .map(|(name, value)| (*name, value.as_ref())),
+        );
         let secret = self.credentials.client_secret.expose_secret();
         match token.client_auth {
             ClientAuthMethod::ClientSecretPost => {
-                params.push((fields.client_id.clone(), self.credentials.client_id.clone()));
-                params.push((fields.client_secret.clone(), secret.to_owned()));
+                params.push((&fields.client_id, &self.credentials.client_id));
+                params.push((&fields.client_secret, secret));
             }
             ClientAuthMethod::None => {
-                params.push((fields.client_id.clone(), self.credentials.client_id.clone()));
+                params.push((&fields.client_id, &self.credentials.client_id));
             }
             ClientAuthMethod::ClientSecretBasic => {}
         }
-        params.extend(call.after_auth);
+        params.extend(call.after_auth.iter().copied());
         for (name, value) in token.extra_params.iter().chain(call.extra) {
-            params.push((name.clone(), value.clone()));
+            params.push((name, value));
         }
         let mut request = self
             .settings
@@ -133,10 +143,18 @@ impl SpecProvider {
     /// scrubbed from every error. For adapters' fuzz targets.
     #[doc(hidden)]
     pub fn read_response(&self, response: &HttpResponse, grant_secret: &str) -> Result<Token> {
-        let mut known: Vec<&str> =
-            vec![self.credentials.client_secret.expose_secret(), grant_secret];
-        known.extend(self.secrets.values().map(|s| s.expose_secret()));
-        let json = JsonResponse::new(&self.id, response, &known);
+        let sent = [self.credentials.client_secret.expose_secret(), grant_secret];
+        let with_headers: Vec<&str>;
+        let known: &[&str] = if self.secrets.is_empty() {
+            &sent
+        } else {
+            with_headers = sent
+                .into_iter()
+                .chain(self.secrets.values().map(|s| s.expose_secret()))
+                .collect();
+            &with_headers
+        };
+        let json = JsonResponse::new(&self.id, response, known);
         super::response::read_token(
             &self.id,
             &json,
@@ -160,10 +178,10 @@ pub(super) fn fixed_headers(token: &TokenSpec) -> Result<http::HeaderMap> {
 }
 
 /// Puts `params` in the body as the spec says.
-pub(super) fn with_body(
+pub(super) fn with_body<K: AsRef<str>, V: AsRef<str>>(
     request: reqwest::RequestBuilder,
     format: BodyFormat,
-    params: &[(String, String)],
+    params: &[(K, V)],
 ) -> reqwest::RequestBuilder {
     match format {
         BodyFormat::Form => {
@@ -180,7 +198,12 @@ pub(super) fn with_body(
         BodyFormat::Json => {
             let body: Map<String, Value> = params
                 .iter()
-                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .map(|(name, value)| {
+                    (
+                        name.as_ref().to_owned(),
+                        Value::String(value.as_ref().to_owned()),
+                    )
+                })
                 .collect();
             request.json(&body)
         }

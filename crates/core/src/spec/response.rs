@@ -18,6 +18,10 @@ use crate::wire::{
 /// The value at `path`: alternatives separated by `|` (the first present
 /// wins), each a dot-separated path into nested objects.
 pub(super) fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    if !path.bytes().any(|b| b == b'|' || b == b'.') {
+        // One plain name (every default path): no splitting.
+        return value.get(path);
+    }
     path.split('|').find_map(|alternative| {
         alternative
             .split('.')
@@ -29,6 +33,12 @@ pub(super) fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
 fn present<'p>(value: &Value, path: &'p str) -> Option<&'p str> {
     path.split('|')
         .find(|alternative| lookup(value, alternative).is_some())
+}
+
+/// The name a field was found under in `value` (for error messages): the
+/// alternative of `path` that is present, else `path`.
+fn field_name<'p>(value: &Value, path: &'p str) -> &'p str {
+    present(value, path).unwrap_or(path)
 }
 
 /// Reads a token, or the error the response stands for, in this order:
@@ -100,18 +110,17 @@ fn normalize(
     now: SystemTime,
 ) -> Result<Token, Error> {
     let invalid = |reason: String| json.invalid(reason);
-    let name = |path: &str| present(object, path).unwrap_or(path).to_owned();
     let access = match lookup(object, &spec.access_token) {
         Some(Value::String(access)) => access.clone(),
         None | Some(Value::Null) => String::new(),
         Some(_) => {
             return Err(invalid(format!(
                 "`{}` is not a string",
-                name(&spec.access_token)
+                field_name(object, &spec.access_token)
             )))
         }
     };
-    check_access_token(&name(&spec.access_token), &access).map_err(invalid)?;
+    check_access_token(field_name(object, &spec.access_token), &access).map_err(invalid)?;
     match lookup(object, &spec.token_type) {
         Some(Value::String(kind))
             if spec
@@ -119,19 +128,19 @@ fn normalize(
                 .iter()
                 .any(|bearer| bearer.eq_ignore_ascii_case(kind)) => {}
         Some(Value::String(kind)) => {
-            check_bearer(&name(&spec.token_type), Some(kind)).map_err(invalid)?
+            check_bearer(field_name(object, &spec.token_type), Some(kind)).map_err(invalid)?
         }
         None | Some(Value::Null) if spec.token_type_required => {
             return Err(invalid(format!(
                 "no `{}`: the provider must say the token is Bearer",
-                name(&spec.token_type)
+                field_name(object, &spec.token_type)
             )))
         }
         None | Some(Value::Null) => {}
         Some(_) => {
             return Err(invalid(format!(
                 "`{}` is not a string",
-                name(&spec.token_type)
+                field_name(object, &spec.token_type)
             )))
         }
     }
@@ -144,13 +153,13 @@ fn normalize(
         Some(_) => {
             return Err(invalid(format!(
                 "`{}` is not a string",
-                name(&spec.refresh_token)
+                field_name(object, &spec.refresh_token)
             )))
         }
     };
     let unit = spec.expires_in_unit.duration();
     let relative = expiry_from_lifetime(
-        &name(&spec.expires_in),
+        field_name(object, &spec.expires_in),
         number(json, object, &spec.expires_in)?,
         unit,
         now,
@@ -162,20 +171,29 @@ fn normalize(
         .expires_at
         .as_ref()
         .and_then(|path| lookup(object, path))
-        .and_then(|value| optional_number(value.clone()).ok().flatten())
+        .and_then(|value| optional_number(value).ok().flatten())
         .map(|n| n * spec.expires_at_unit.duration().as_secs_f64())
         .and_then(instant_from_epoch_secs);
     token.expires_at = settle(provider, spec.expiry_precedence, relative, absolute, now);
     if let Some(path) = &spec.refresh_expires_in {
-        token.refresh_expires_at =
-            expiry_from_lifetime(&name(path), number(json, object, path)?, unit, now)
-                .map_err(invalid)?;
+        token.refresh_expires_at = expiry_from_lifetime(
+            field_name(object, path),
+            number(json, object, path)?,
+            unit,
+            now,
+        )
+        .map_err(invalid)?;
     }
     token.scopes = scopes(json, object, spec)?;
     if let Some(path) = &spec.subject {
         token.subject = match lookup(object, path) {
-            Some(value) => optional_string_or_number(value.clone())
-                .map_err(|e| invalid(format!("`{}`: {}", name(path), describe_json_error(&e))))?,
+            Some(value) => optional_string_or_number(value).map_err(|e| {
+                invalid(format!(
+                    "`{}`: {}",
+                    field_name(object, path),
+                    describe_json_error(&e)
+                ))
+            })?,
             None => None,
         };
     }
@@ -187,7 +205,7 @@ fn normalize(
 fn number(json: &JsonResponse<'_>, object: &Value, path: &str) -> Result<Option<f64>, Error> {
     match lookup(object, path) {
         None => Ok(None),
-        Some(value) => optional_number(value.clone()).map_err(|e| {
+        Some(value) => optional_number(value).map_err(|e| {
             let field = present(object, path).unwrap_or(path);
             json.invalid(format!("`{field}`: {}", describe_json_error(&e)))
         }),
@@ -210,7 +228,7 @@ fn scopes(
             .map(str::to_owned)
             .collect());
     }
-    optional_scopes(value.clone())
+    optional_scopes(value)
         .map(Option::unwrap_or_default)
         .map_err(|e| json.invalid(format!("`{}`: {}", spec.scope, describe_json_error(&e))))
 }
@@ -239,7 +257,7 @@ fn extra(object: &Value, spec: &ResponseSpec) -> serde_json::Map<String, Value> 
     let Value::Object(fields) = object else {
         return serde_json::Map::new();
     };
-    let mapped: Vec<&str> = [
+    let mapped = [
         Some(&spec.access_token),
         Some(&spec.token_type),
         Some(&spec.refresh_token),
@@ -247,17 +265,25 @@ fn extra(object: &Value, spec: &ResponseSpec) -> serde_json::Map<String, Value> 
         Some(&spec.scope),
         spec.refresh_expires_in.as_ref(),
         spec.subject.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .flat_map(|path| path.split('|'))
-    .filter_map(|path| path.split('.').next())
-    .collect();
-    fields
-        .iter()
-        .filter(|(name, _)| !mapped.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
+    ];
+    // A field is mapped when it is the first segment of one of a path's
+    // alternatives (`a.b|c` maps `a` and `c`).
+    let is_mapped = |name: &str| {
+        mapped.iter().flatten().any(|path| {
+            if !path.bytes().any(|b| b == b'|' || b == b'.') {
+                return path.as_str() == name;
+            }
+            path.split('|')
+                .any(|alternative| alternative.split('.').next() == Some(name))
+        })
+    };
+    let mut extra = serde_json::Map::new();
+    for (name, value) in fields {
+        if !is_mapped(name) {
+            extra.insert(name.clone(), value.clone());
+        }
+    }
+    extra
 }
 
 fn envelope_code(code: &Value) -> Option<i64> {
