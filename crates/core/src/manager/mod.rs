@@ -2,9 +2,10 @@
 //! per key at a time; rotated tokens persisted before anyone sees them, and
 //! never lost to a store fault.
 //!
-//! * **Hot path.** [`TokenManager::get`] on a cached, fresh token does a
-//!   lock-free map lookup (`papaya`), a lock-free load (`arc-swap`) and one
-//!   reference-count increment: no mutex, no allocation.
+//! * **Hot path.** [`TokenManager::get`] on a cached, fresh token finds
+//!   the key's slot in a small per-thread cache (`local`; else in the
+//!   lock-free `papaya` map), loads the token with `arc-swap` and reads
+//!   the coarse clock: no mutex, no allocation, nothing shared written.
 //! * **Refresh ahead.** A token is refreshed [`RefreshTiming::skew`] before
 //!   expiry (capped at a fraction of its lifetime), earlier by a random
 //!   jitter. While the old token is still valid, callers keep getting it and
