@@ -38,13 +38,17 @@
 //!
 //! Settings (environment): `WAVE_CAP` (refreshes in flight per instance,
 //! default 32), `WAVE_INSTANCES` (4), `WAVE_TOKENS` (the wave's size),
-//! `WAVE_WARM_TOKENS`, `WAVE_READER` (`inside`: the reader thread is in the
-//! worker's Tokio runtime, so a `try_get` on a due key starts a refresh as
-//! it does in an application; `outside`: it is not, so only the background
-//! refresher refreshes; default `inside`), `WAVE_LEAD_S` (seconds between
+//! `WAVE_WARM_TOKENS`, `WAVE_READER` (`outside`, the default: the reader
+//! thread is outside the worker's Tokio runtime, so only the background
+//! refresher, under its cap, refreshes; `inside`: it is in the runtime, so a
+//! `try_get` on a due key starts a refresh of its own, outside the cap, as
+//! in an application; `off`), `WAVE_READS_PER_MS` (the reader's `try_get`
+//! calls per millisecond, default 100), `WAVE_JITTER_S` (the managers'
+//! refresh jitter, default 0: every instance sees a key due at the same
+//! instant), `WAVE_LEAD_S` (seconds between
 //! the rows' insertion and the wave's start, default derived from the
-//! measured warm rate), `WAVE_SKIP` (comma-separated: `trips`, `warm`,
-//! `solo`, `wave`).
+//! measured warm rate), `WAVE_OUT` (where the CSV and SVG go), `WAVE_SKIP`
+//! (comma-separated: `trips`, `warm`, `solo`, `wave`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -609,6 +613,7 @@ async fn wave_worker() {
     let store = PostgresStore::connect(&env_str("WAVE_DB"))
         .await
         .expect("PostgreSQL");
+    let store = Arc::new(Counting::new(Arc::new(store)));
     let stats = Arc::new(RequestStats::default());
     let provider = Arc::new(Counted {
         hike: hike(&env_str("WAVE_MOCK")),
@@ -618,7 +623,7 @@ async fn wave_worker() {
     let failed = Arc::new(AtomicU64::new(0));
     let errors: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let manager = TokenManager::builder()
-        .store(Arc::new(store))
+        .store(store.clone())
         .provider(provider.clone())
         .refresh_timing(timing())
         .refresh_in_background(Duration::from_secs(1), cap)
@@ -661,6 +666,7 @@ async fn wave_worker() {
         started.elapsed().as_millis(),
         report.loaded
     ));
+    let _ = store.take(); // count the wave's statements only
 
     let keys: Arc<Vec<TokenKey>> = Arc::new(
         (0..n)
@@ -761,6 +767,15 @@ async fn wave_worker() {
         stats.peak.load(Ordering::Relaxed),
         shutdown.is_clean(),
     ));
+    say(format!(
+        "CALLS {}",
+        store
+            .take()
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
 }
 
 // ---------------------------------------------------------------------------
@@ -789,16 +804,16 @@ impl Settings {
             solo_tokens: env_usize("WAVE_SOLO_TOKENS", if quick { 5_000 } else { 20_000 }),
             instances: env_usize("WAVE_INSTANCES", 4),
             cap: env_usize("WAVE_CAP", 32),
-            reader: std::env::var("WAVE_READER").unwrap_or_else(|_| "inside".into()),
+            reader: std::env::var("WAVE_READER").unwrap_or_else(|_| "outside".into()),
             skip: std::env::var("WAVE_SKIP")
                 .unwrap_or_default()
                 .split(',')
                 .map(str::to_owned)
                 .collect(),
-            out_dir: if quick {
-                root.join("target/wave-quick")
-            } else {
-                root.join("docs")
+            out_dir: match std::env::var_os("WAVE_OUT") {
+                Some(dir) => PathBuf::from(dir),
+                None if quick => root.join("target/wave-quick"),
+                None => root.join("docs"),
             },
         }
     }
@@ -1053,6 +1068,8 @@ struct WaveOutcome {
     /// whether its shutdown was clean.
     done: HashMap<usize, (u64, u64, u64, u64, bool)>,
     warm_ms: HashMap<usize, u64>,
+    /// Store calls during the wave, summed over the instances.
+    calls: std::collections::BTreeMap<String, u64>,
     /// Per instance: p50 and p99 (ns) of the same reads on a `HashMap`.
     baseline: HashMap<usize, (u64, u64)>,
     ready_after_t0_ms: i64,
@@ -1208,6 +1225,17 @@ impl WaveOutcome {
             "cluster: busiest second {} refreshes",
             per_second.values().max().copied().unwrap_or(0)
         );
+        let statements: u64 = self.calls.values().sum();
+        let refreshed = self.rotations_ms.len().max(1) as f64;
+        println!(
+            "store calls during the wave (all instances): {statements} = {:.1} per refreshed token ({})",
+            statements as f64 / refreshed,
+            self.calls
+                .iter()
+                .map(|(name, n)| format!("{name} {:.2}", *n as f64 / refreshed))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 
     fn csv(&self) -> String {
@@ -1337,6 +1365,14 @@ async fn run_wave(pool: &PgPool, provider: &ProviderId, url: &str, wave: &WaveSp
                                 fields.get(5) == Some(&"true"),
                             ),
                         );
+                    }
+                    "CALLS" => {
+                        for call in fields.get(1).unwrap_or(&"").split(',') {
+                            if let Some((name, n)) = call.split_once('=') {
+                                *outcome.calls.entry(name.to_owned()).or_default() +=
+                                    n.parse::<u64>().unwrap_or(0);
+                            }
+                        }
                     }
                     "ERR" => println!("instance {id}: {} × {}", num(1), fields[2..].join(" ")),
                     "EXIT" => {
@@ -1485,8 +1521,15 @@ mod svg {
     type Panel<'a> = (&'a str, &'a dyn Fn(&Tick) -> f64, Option<f64>);
 
     pub(super) fn plot(ticks: &[Tick], wave: &WaveSpec) -> String {
-        let ticks: Vec<&Tick> = ticks.iter().filter(|t| t.second >= -5.0).collect();
-        let x_min = -5.0f64;
+        // From a little before the first refresh (jitter makes some due
+        // before the wave's start), or 5 s before the start.
+        let first = ticks
+            .iter()
+            .filter(|t| t.refreshes > 0)
+            .map(|t| t.second)
+            .fold(0.0f64, f64::min);
+        let x_min = (first - 5.0).min(-5.0).floor();
+        let ticks: Vec<&Tick> = ticks.iter().filter(|t| t.second >= x_min).collect();
         let x_max = ticks
             .iter()
             .map(|t| t.second)
@@ -1516,12 +1559,20 @@ mod svg {
         let _ = writeln!(
             out,
             r##"<rect width="100%" height="100%" fill="#ffffff"/>
-<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{} tokens due within {} s, {} instances on one PostgreSQL, cap {} refreshes each, mock answers in {} ms</text>"##,
+<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{} tokens due within {} s, {} instances on one PostgreSQL, cap {} refreshes each, mock answers in {} ms</text>
+<text x="{LEFT}" y="38">refresh jitter {} s; reader {} the runtime ({} try_get per ms, random keys)</text>"##,
             wave.tokens,
             wave.spread.as_secs(),
             wave.instances,
             wave.cap,
-            wave.delay.as_millis()
+            wave.delay.as_millis(),
+            super::timing().jitter.as_secs(),
+            if wave.reader == "inside" {
+                "inside"
+            } else {
+                "outside"
+            },
+            super::read_batch(),
         );
         for (p, (title, value, cap)) in panels.iter().enumerate() {
             let top = TOP + p as f64 * (PANEL + GAP);
