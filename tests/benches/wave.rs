@@ -1130,10 +1130,14 @@ impl WaveOutcome {
             self.missing(),
             self.min_margin_ms as f64 / 1000.0,
         );
+        let twice = self.requests_per_token.iter().filter(|&&c| c > 1).count();
         println!(
-            "check: one request per refresh token: {} ({} duplicates, {} reuses refused, {} requests \
-             for unknown tokens; store rows at version 2: {}, other: {}, written after expiry: {})",
+            "check: exactly one request per refresh token: {} ({} tokens with none, {} with more than \
+             one ({} duplicate requests, {} reuses refused), {} requests for unknown tokens; store \
+             rows at version 2: {}, other: {}, written after expiry: {})",
             ok(self.duplicates() == 0 && self.missing() == 0 && self.unknown_requests == 0),
+            self.missing(),
+            twice,
             self.duplicates(),
             self.reuses,
             self.unknown_requests,
