@@ -76,7 +76,10 @@ impl Packed {
         }
         put_opt_str(&mut out, record.subject.as_deref());
         out.extend_from_slice(&record.issued_at_ms.to_le_bytes());
-        let bytes = out.into_boxed_slice();
+        // Copied out, not shrunk in place: `into_boxed_slice` would
+        // reallocate and free the larger buffer (tokens included) unzeroed.
+        let bytes: Box<[u8]> = Box::from(out.as_slice());
+        secrecy::zeroize::Zeroize::zeroize(&mut out);
         Self {
             version,
             bytes,
