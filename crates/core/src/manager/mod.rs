@@ -399,7 +399,9 @@ impl TokenManager {
 
     /// How many refreshed tokens are held in memory because the store has
     /// not taken them yet (see [`TokenEvent::StoreWriteFailed`]). Zero in
-    /// normal operation: alert when it is not.
+    /// normal operation: alert when it is not. A write that lands is
+    /// reported ([`TokenEvent::StoreWriteRecovered`], to hooks first)
+    /// before it leaves this count.
     pub fn pending_writes(&self) -> usize {
         self.inner.pending_writes.load(Ordering::Relaxed)
     }

@@ -102,13 +102,15 @@ impl Inner {
                     crate::metrics::persist_duration(&key.provider(), received.elapsed());
                     let access = self.cache(slot, &fresh, version);
                     if let Some((attempts, since)) = taken_over {
-                        self.pending_write_done();
+                        // Reported before the count drops: a caller that
+                        // sees no pending write has seen its recovery.
                         self.events.emit(TokenEvent::StoreWriteRecovered {
                             key: key.clone(),
                             version,
                             attempts: attempts + 1,
                             pending_for: since.elapsed(),
                         });
+                        self.pending_write_done();
                     }
                     self.events.emit(TokenEvent::Refreshed {
                         key: key.clone(),
@@ -325,14 +327,15 @@ impl Inner {
         let Some(pending) = slot.with_cold(|cold| cold.pending.take_if(|p| p.id == id)) else {
             return;
         };
-        self.pending_write_done();
         self.cache(slot, &pending.token, version);
+        // Reported before the count drops (see `persist`).
         self.events.emit(TokenEvent::StoreWriteRecovered {
             key: key.clone(),
             version,
             attempts: pending.attempts,
             pending_for: pending.since.elapsed(),
         });
+        self.pending_write_done();
         self.events.emit(TokenEvent::Refreshed {
             key: key.clone(),
             version,
