@@ -299,6 +299,51 @@ async fn a_token_the_store_would_not_take_is_served_kept_and_written_later() {
     assert_eq!(s.saw("ReauthorizationRequired"), 0);
 }
 
+/// A caller that waits for `pending_writes() == 0` has seen the
+/// recoveries: each is reported while it is still counted (the fault
+/// matrix once saw a zero count with one of two recoveries reported).
+#[tokio::test]
+async fn a_landed_write_is_reported_before_it_leaves_the_pending_count() {
+    let s = Setup::new();
+    let seen: Arc<std::sync::OnceLock<TokenManager>> = Arc::default();
+    let counts: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let manager = s
+        .builder()
+        .on_event({
+            let (seen, counts) = (seen.clone(), counts.clone());
+            move |event| {
+                if let TokenEvent::StoreWriteRecovered { .. } = event {
+                    let count = seen.get().map_or(usize::MAX, |m| m.pending_writes());
+                    counts.lock().unwrap().push(count);
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let _ = seen.set(manager.clone());
+    for account in ["a", "b"] {
+        manager
+            .insert(key(account), s.provider.sign_in())
+            .await
+            .unwrap();
+    }
+    s.clock.advance(LIFETIME + Duration::from_secs(1));
+    s.store.fail_writes.store(true, Ordering::SeqCst);
+    for account in ["a", "b"] {
+        manager.get(&key(account)).await.unwrap();
+    }
+    assert_eq!(manager.pending_writes(), 2);
+    s.store.fail_writes.store(false, Ordering::SeqCst);
+    eventually("the pending writes land", || manager.pending_writes() == 0).await;
+    let mut counts = counts.lock().unwrap().clone();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        [1, 2],
+        "each recovery is reported while it is counted"
+    );
+}
+
 #[tokio::test]
 async fn a_pending_token_that_falls_due_is_refreshed_from_memory_not_from_the_store() {
     let s = Setup::new();
