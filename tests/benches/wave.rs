@@ -132,7 +132,7 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
 // A counting store decorator and a counting provider.
 
 /// The store calls a [`Counting`] store counts, in this order.
-const CALLS: [&str; 8] = [
+const CALLS: [&str; 9] = [
     "load",
     "compare_and_swap",
     "delete",
@@ -141,6 +141,7 @@ const CALLS: [&str; 8] = [
     "release_lease",
     "compare_and_swap_releasing",
     "load_page",
+    "load_many",
 ];
 
 /// Forwards every call to the store it wraps (the one-step write
@@ -208,6 +209,13 @@ impl TokenStore for Counting {
     async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Option<TokenPage>> {
         self.count(7);
         self.inner.load_page(after, limit).await
+    }
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<StoredToken>)>>> {
+        self.count(8);
+        self.inner.load_many(keys).await
     }
     async fn try_acquire_lease(
         &self,

@@ -286,6 +286,22 @@ impl TokenStore for PostgresStore {
         Ok(Some(record::page(&self.codec, rows, limit)))
     }
 
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<StoredToken>)>>> {
+        let keys: Vec<&str> = keys.iter().map(TokenKey::as_str).collect();
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT key, provider, record, version FROM oauth2_adapters_tokens
+             WHERE key = ANY($1)",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("loading a batch of tokens"))?;
+        Ok(Some(record::decode_rows(&self.codec, rows)))
+    }
+
     async fn try_acquire_lease(
         &self,
         key: &TokenKey,

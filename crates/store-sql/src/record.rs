@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use oauth2_adapters_core::store::{CasOutcome, TokenKey, TokenPage};
+use oauth2_adapters_core::store::{CasOutcome, StoredToken, TokenKey, TokenPage};
 use oauth2_adapters_core::{Error, Result};
 
 /// The longest lease duration (ttl or in-doubt grace) a store uses (ten
@@ -71,8 +71,16 @@ pub(crate) fn page(
     } else {
         None
     };
-    let tokens = rows
-        .into_iter()
+    TokenPage::new(decode_rows(codec, rows), next)
+}
+
+/// `(key, provider, record, version)` rows as tokens beside their keys;
+/// rows whose key does not parse are skipped (and logged).
+pub(crate) fn decode_rows(
+    codec: &crate::codec::Codec,
+    rows: Vec<(String, String, String, i64)>,
+) -> Vec<(TokenKey, Result<StoredToken>)> {
+    rows.into_iter()
         .filter_map(|(text, provider, record, version)| {
             let Some(key) = TokenKey::parse(&text) else {
                 tracing::warn!(
@@ -84,8 +92,7 @@ pub(crate) fn page(
             let stored = codec.decode(&key, &record, version);
             Some((key, stored))
         })
-        .collect();
-    TokenPage::new(tokens, next)
+        .collect()
 }
 
 /// A page size as a database integer (at least one).

@@ -264,7 +264,11 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Keys per statement in `load_many` (SQLite binds at most 32,766).
+const LOAD_MANY_CHUNK: usize = 500;
+
 #[async_trait]
+
 impl TokenStore for SqliteStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<StoredToken>> {
         let row = select_token(&self.pool, key.as_str())
@@ -335,6 +339,31 @@ impl TokenStore for SqliteStore {
         .await
         .map_err(db_error("reading a page of tokens"))?;
         Ok(Some(record::page(&self.codec, rows, limit)))
+    }
+
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<StoredToken>)>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        // Within SQLite's limit on bound parameters.
+        for chunk in keys.chunks(LOAD_MANY_CHUNK) {
+            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
+                "SELECT key, provider, record, version FROM oauth2_adapters_tokens WHERE key IN (",
+            );
+            let mut list = query.separated(", ");
+            for key in chunk {
+                list.push_bind(key.as_str());
+            }
+            query.push(")");
+            let rows: Vec<(String, String, String, i64)> = query
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error("loading a batch of tokens"))?;
+            found.extend(record::decode_rows(&self.codec, rows));
+        }
+        Ok(Some(found))
     }
 
     async fn try_acquire_lease(

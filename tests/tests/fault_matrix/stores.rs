@@ -165,6 +165,12 @@ impl TokenStore for FailingStore {
     async fn keys(&self) -> Result<Vec<TokenKey>> {
         self.inner.keys().await
     }
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<StoredToken>)>>> {
+        self.inner.load_many(keys).await
+    }
     async fn try_acquire_lease(
         &self,
         key: &TokenKey,

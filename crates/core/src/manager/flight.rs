@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::RefCnt;
 use futures_util::future::Either;
 use futures_util::FutureExt;
 use tracing::Instrument;
@@ -60,6 +61,10 @@ impl Drop for FlightGuard {
         self.slot.clear_flight(self.id);
     }
 }
+
+/// After losing a key's lease to another instance, how soon a refresh
+/// ahead of expiry looks again (at most; sooner if the lease ends sooner).
+const LOST_RACE_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -221,7 +226,9 @@ impl Inner {
         } = error
         {
             // Not a failure: another instance holds the lease. Look again
-            // when it may have stored its token.
+            // when it may have stored its token: when its lease is free, or
+            // after about one refresh's time if that is sooner.
+            let after = (*after).min(LOST_RACE_RETRY);
             let at = self
                 .clock
                 .now_unix_ms()
@@ -263,7 +270,11 @@ impl Inner {
                 "no provider is registered for {key} (TokenManagerBuilder::provider)"
             ))
         })?;
-        if !slot.has_pending() {
+        // A key with a cached token goes straight to the lease, which
+        // returns the stored row (a refresh is then two store calls: the
+        // lease, and the write that releases it). An unknown key is read
+        // first, so that a key nobody stored takes no lease.
+        if !slot.has_pending() && slot.current.load().is_none() {
             let stored = self.store.load(key).await?;
             if let Some(stored) = stored
                 .as_ref()
@@ -457,7 +468,7 @@ impl Inner {
 
     /// True when the stored token must be renewed now: forced, or within the
     /// earliest point its jittered refresh could fall.
-    fn needs_renewal(&self, stored: &StoredToken, force_version: Option<u64>) -> bool {
+    pub(super) fn needs_renewal(&self, stored: &StoredToken, force_version: Option<u64>) -> bool {
         if force_version.is_some_and(|v| stored.version <= v) {
             return true;
         }
@@ -484,6 +495,39 @@ impl Inner {
         slot.current.store(Some(cached.clone()));
         slot.clear_backoff();
         AccessToken::owned(cached)
+    }
+
+    /// Caches `stored` if the slot still holds the token of `version` and
+    /// no refresh or pending write of this process is under way on it.
+    /// True if cached.
+    pub(super) fn cache_record_if_unchanged(
+        &self,
+        slot: &Slot,
+        version: u64,
+        stored: &StoredToken,
+    ) -> bool {
+        let seen = slot.current.load();
+        if seen.as_ref().map(super::cached::CachedToken::version) != Some(version)
+            || slot.has_flight()
+            || slot.has_pending()
+        {
+            return false;
+        }
+        let fresh = super::cached::CachedToken::new(
+            &Token::from_record(stored.record.clone()),
+            stored.version,
+            &self.timing,
+        );
+        let previous = slot.current.compare_and_swap(&seen, Some(fresh));
+        if !std::ptr::eq(RefCnt::as_ptr(&*previous), RefCnt::as_ptr(&*seen)) {
+            return false;
+        }
+        slot.clear_backoff();
+        crate::metrics::manager_refresh(
+            &stored.record.provider,
+            FlightOutcome::LoadedFromStore.as_str(),
+        );
+        true
     }
 
     pub(super) fn cache_record(&self, slot: &Slot, stored: &StoredToken) -> AccessToken {

@@ -89,6 +89,14 @@ impl TokenStore for GuardedStore {
         .await
     }
 
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<StoredToken>)>>> {
+        self.call("loading a batch of tokens", self.inner.load_many(keys))
+            .await
+    }
+
     async fn try_acquire_lease(
         &self,
         key: &TokenKey,

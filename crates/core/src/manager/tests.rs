@@ -333,6 +333,124 @@ async fn the_background_refresher_bounds_concurrency_and_lets_nothing_lapse() {
     );
 }
 
+/// Counts the lease calls and batch reads made through a shared store.
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    leases: AtomicUsize,
+    batches: AtomicUsize,
+}
+
+#[async_trait]
+impl TokenStore for CountingStore {
+    async fn load(&self, key: &TokenKey) -> Result<Option<crate::store::StoredToken>> {
+        self.inner.load(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &TokenKey,
+        expected: Option<u64>,
+        record: &crate::token::TokenRecord,
+    ) -> Result<crate::store::CasOutcome> {
+        self.inner.compare_and_swap(key, expected, record).await
+    }
+    async fn delete(&self, key: &TokenKey) -> Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn keys(&self) -> Result<Vec<TokenKey>> {
+        self.inner.keys().await
+    }
+    async fn load_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<crate::store::TokenPage>> {
+        self.inner.load_page(after, limit).await
+    }
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<crate::store::StoredToken>)>>> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.load_many(keys).await
+    }
+    async fn try_acquire_lease(
+        &self,
+        key: &TokenKey,
+        request: &crate::store::LeaseRequest<'_>,
+    ) -> Result<crate::store::LeaseOutcome> {
+        self.leases.fetch_add(1, Ordering::SeqCst);
+        self.inner.try_acquire_lease(key, request).await
+    }
+    async fn release_lease(&self, key: &TokenKey, holder: &str) -> Result<()> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+/// Two instances sharing a store, both refreshing in the background: each
+/// key is refreshed once in all, and the instance that comes second to a
+/// key takes the other's token from its batch read, without a lease of
+/// its own (the instances walk the due keys in orders of their own).
+#[tokio::test]
+async fn two_background_refreshers_split_the_due_keys_between_them() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(5));
+    let store = Arc::new(CountingStore::default());
+    let instance = || {
+        TokenManager::builder()
+            .store(store.clone())
+            .clock(Arc::new(clock.clone()))
+            .provider(provider.clone())
+            .failure_backoff(Duration::from_millis(200), Duration::from_secs(5))
+            .refresh_in_background(Duration::from_millis(20), 4)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (instance(), instance());
+    let keys: Vec<_> = (0..400).map(|i| key(&format!("tenant-{i}"))).collect();
+    for key in &keys {
+        let mut token = Token::new(SCRIPTED.clone(), SecretString::from("old"), clock.now());
+        token.expires_at = Some(clock.now() + LIFETIME);
+        a.insert(key.clone(), token).await.unwrap();
+    }
+    b.warm().await.unwrap();
+    clock.advance(LIFETIME - Duration::from_secs(30));
+    let renewed = |manager: &TokenManager, key: &TokenKey| {
+        let cached = manager.inner.slot(key).current.load_full();
+        cached.is_some_and(|c| AccessToken::owned(c).expose_secret() != "old")
+    };
+    let all_renewed = || keys.iter().all(|k| renewed(&a, k) && renewed(&b, k));
+    for _ in 0..500 {
+        if all_renewed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Time passes (an instance that lost a key's lease looks again
+        // after a while), short of the tokens' expiry.
+        clock.advance(Duration::from_millis(40));
+    }
+    let stale = |m: &TokenManager| keys.iter().filter(|k| !renewed(m, k)).count();
+    assert!(
+        all_renewed(),
+        "both instances hold every renewed token; not renewed: {} in a, {} in b",
+        stale(&a),
+        stale(&b)
+    );
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        keys.len(),
+        "one request per key across both instances"
+    );
+    let leases = store.leases.load(Ordering::SeqCst);
+    assert!(
+        leases < keys.len() * 5 / 4,
+        "{leases} leases taken for {} keys: the second instance to a key should \
+         take its token from a batch read, not lease it again",
+        keys.len()
+    );
+    assert!(store.batches.load(Ordering::SeqCst) > 0);
+}
+
 #[tokio::test]
 async fn a_removed_key_is_never_served_from_a_threads_cache() {
     let clock = ManualClock::at_unix(1_800_000_000);

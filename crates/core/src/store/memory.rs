@@ -268,6 +268,17 @@ impl TokenStore for MemoryStore {
         )))
     }
 
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<StoredToken>)>>> {
+        Ok(Some(self.with_tokens(|tokens| {
+            keys.iter()
+                .filter_map(|key| Some((key.clone(), Ok(tokens.get(key)?.unpack()))))
+                .collect()
+        })))
+    }
+
     async fn try_acquire_lease(
         &self,
         key: &TokenKey,

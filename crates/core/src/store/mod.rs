@@ -167,6 +167,22 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// The stored tokens of `keys`, in one round trip where the store can:
+    /// what the background refresher reads before it refreshes a batch of
+    /// due keys, to skip those another instance has refreshed already. A
+    /// key with nothing stored is left out; a row that cannot be read is an
+    /// error beside its key (it does not fail the batch). Any order.
+    ///
+    /// The default returns `Ok(None)`: the store cannot batch, and each
+    /// refresh checks its own key.
+    async fn load_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Option<Vec<(TokenKey, Result<StoredToken>)>>> {
+        let _ = keys;
+        Ok(None)
+    }
+
     /// Takes (or, for its holder, extends) the refresh lease of `key`, and
     /// reads the stored token, in one atomic step with respect to other
     /// lease calls on `key`. Stores shared by several processes must keep

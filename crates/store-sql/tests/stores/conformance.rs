@@ -44,6 +44,7 @@ macro_rules! conformance_suite {
             delete_removes_the_token,
             keys_lists_the_stored_keys,
             load_page_reads_every_token_once,
+            load_many_reads_the_stored_keys_asked_for,
             record_round_trip_keeps_every_field
         );
     };
@@ -188,6 +189,64 @@ pub async fn load_page_reads_every_token_once(store: &dyn TokenStore) {
     assert!(page.tokens.len() <= 1 && page.next.is_some());
     for key in &keys {
         store.delete(key).await.unwrap();
+    }
+}
+
+/// `load_many()`: the stored tokens of the keys asked for, each once at its
+/// version; keys with nothing stored left out; an empty batch is empty;
+/// more keys than one statement binds (SQLite) still read in one call.
+pub async fn load_many_reads_the_stored_keys_asked_for(store: &dyn TokenStore) {
+    let base = unique("many");
+    let keys: Vec<TokenKey> = (0..1_200)
+        .map(|i| {
+            TokenKey::new(
+                &ProviderId::from_static("conformance"),
+                &format!("{base}/{i}"),
+            )
+        })
+        .collect();
+    let stored: Vec<usize> = vec![0, 3, 4, 699, 1_199];
+    for &i in &stored {
+        let key = &keys[i];
+        store
+            .compare_and_swap(key, None, &record(&format!("access-{i}")))
+            .await
+            .unwrap();
+        if i == 4 {
+            store
+                .compare_and_swap(key, Some(1), &record("access-4b"))
+                .await
+                .unwrap();
+        }
+    }
+    let found = store
+        .load_many(&keys)
+        .await
+        .unwrap()
+        .expect("this store reads batches");
+    let mut seen: Vec<(usize, String, u64)> = found
+        .into_iter()
+        .map(|(key, row)| {
+            let i = keys
+                .iter()
+                .position(|k| *k == key)
+                .expect("a key asked for");
+            let row = row.unwrap();
+            (i, access(&row).to_owned(), row.version)
+        })
+        .collect();
+    seen.sort();
+    let expected: Vec<(usize, String, u64)> = stored
+        .iter()
+        .map(|&i| match i {
+            4 => (4, "access-4b".to_owned(), 2),
+            i => (i, format!("access-{i}"), 1),
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(store.load_many(&[]).await.unwrap().unwrap().is_empty());
+    for &i in &stored {
+        store.delete(&keys[i]).await.unwrap();
     }
 }
 
