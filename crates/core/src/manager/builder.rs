@@ -133,15 +133,24 @@ impl TokenManagerBuilder {
     }
 
     /// Refreshes every cached key that is due in the background, before
-    /// anyone asks: every `every` (1 s is a good default) it looks for due
-    /// keys and refreshes them, soonest expiry first, with at most
-    /// `max_concurrent` (say 16) refreshes in flight, so a wave of expiring
-    /// tokens never hammers the provider. Keys whose refresh failed wait
-    /// out their backoff; keys without a token are dropped once their
-    /// backoff is over. Call [`TokenManager::warm`] after a restart to
-    /// include every stored key. It starts with the manager (which must
-    /// then be built inside a Tokio runtime) and stops at
-    /// [`TokenManager::shutdown`] or when the last handle is dropped.
+    /// anyone asks: every `every` (1 s is a good default; sooner after a
+    /// round that had work) it looks for due keys and refreshes them,
+    /// soonest expiry first, with at most `max_concurrent` (say 16)
+    /// refreshes in flight, so a wave of expiring tokens never hammers the
+    /// provider. Refreshes ahead of expiry that reads start (`get`,
+    /// `try_get` on a due token) count against the same cap; only a caller
+    /// waiting for an expired or missing token goes past it.
+    ///
+    /// Instances sharing a store split the work: each walks the due keys
+    /// in an order of its own (within each second of expiry), reads their
+    /// stored rows in batches first ([`TokenStore::load_many`](crate::store::TokenStore::load_many)),
+    /// and takes a token another instance has refreshed from its row,
+    /// without a refresh. Keys whose refresh failed wait out their backoff;
+    /// keys without a token are dropped once their backoff is over. Call
+    /// [`TokenManager::warm`] after a restart to include every stored key.
+    /// It starts with the manager (which must then be built inside a Tokio
+    /// runtime) and stops at [`TokenManager::shutdown`] or when the last
+    /// handle is dropped.
     pub fn refresh_in_background(mut self, every: Duration, max_concurrent: usize) -> Self {
         self.background = Some(BackgroundRefresh {
             every,
@@ -196,6 +205,7 @@ impl TokenManagerBuilder {
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 pending_writes: AtomicUsize::new(0),
+                background_permits: std::sync::OnceLock::new(),
             }),
         };
         if let Some(background) = background {

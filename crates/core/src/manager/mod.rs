@@ -89,6 +89,10 @@ pub(crate) struct Inner {
     tasks: TaskTracker,
     closing: AtomicBool,
     pending_writes: AtomicUsize,
+    /// The background refresher's permits, when it runs: a refresh ahead
+    /// of expiry that a read starts takes one too, so that reads and the
+    /// refresher together stay within its `max_concurrent`.
+    background_permits: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 /// What [`TokenManager::disconnect`] did at the provider.
@@ -234,8 +238,8 @@ impl TokenManager {
         if !valid {
             return None;
         }
-        if !slot.in_backoff(now) && tokio::runtime::Handle::try_current().is_ok() {
-            drop(self.inner.join_flight(key, slot, None, false));
+        if !slot.in_backoff(now) && !slot.has_flight() {
+            self.inner.refresh_ahead(key, slot);
         }
         Some(AccessToken::guarded(cached))
     }

@@ -41,6 +41,7 @@ impl Inner {
         let weak: Weak<Inner> = Arc::downgrade(self);
         let max = u32::try_from(config.max_concurrent.max(1)).unwrap_or(u32::MAX);
         let permits = Arc::new(Semaphore::new(max as usize));
+        let _ = self.background_permits.set(Arc::clone(&permits));
         let every = config.every.max(Duration::from_millis(1));
         let order = foldhash::fast::RandomState::default();
         runtime.spawn(async move {
@@ -63,6 +64,30 @@ impl Inner {
             }
         });
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Starts a refresh of `key` ahead of its expiry (its cached token is
+    /// due but valid) for a read that does not wait, inside a Tokio runtime.
+    /// With the background refresher running, only within its cap: when
+    /// every permit is taken, the refresher gets to the key itself.
+    pub(super) fn refresh_ahead(self: &Arc<Self>, key: &TokenKey, slot: &SlotRef) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let Some(permits) = self.background_permits.get() else {
+            drop(self.join_flight(key, slot, None, false));
+            return;
+        };
+        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+            return;
+        };
+        let flight = self.join_flight(key, slot, None, false);
+        tokio::spawn(async move {
+            let _ = flight.await;
+            drop(permit);
+        });
     }
 }
 

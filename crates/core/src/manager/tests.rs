@@ -333,6 +333,36 @@ async fn the_background_refresher_bounds_concurrency_and_lets_nothing_lapse() {
     );
 }
 
+/// Reads that find a token due start refreshes ahead of its expiry; with
+/// the background refresher running, those count against its cap too.
+#[tokio::test]
+async fn refreshes_that_reads_start_stay_within_the_background_cap() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::from_millis(100));
+    let manager = TokenManager::builder()
+        .clock(Arc::new(clock.clone()))
+        .provider(provider.clone())
+        .refresh_in_background(Duration::from_secs(3600), 2)
+        .build()
+        .unwrap();
+    let keys: Vec<_> = (0..20).map(|i| key(&format!("tenant-{i}"))).collect();
+    for key in &keys {
+        let mut token = Token::new(SCRIPTED.clone(), SecretString::from("old"), clock.now());
+        token.expires_at = Some(clock.now() + LIFETIME);
+        manager.insert(key.clone(), token).await.unwrap();
+    }
+    clock.advance(LIFETIME - Duration::from_secs(30)); // due, still valid
+    for _ in 0..30 {
+        for key in &keys {
+            assert!(manager.try_get(key).is_some(), "a valid token is served");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let peak = provider.peak.load(Ordering::SeqCst);
+    assert!(peak >= 1, "reads started refreshes");
+    assert!(peak <= 2, "at most 2 refreshes at once, saw {peak}");
+}
+
 /// Counts the lease calls and batch reads made through a shared store.
 #[derive(Debug, Default)]
 struct CountingStore {
