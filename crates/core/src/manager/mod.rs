@@ -95,6 +95,48 @@ pub(crate) struct Inner {
     background_permits: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
+/// The future of [`TokenManager::get`]: a valid access token for a key.
+/// Cancelling it (dropping it) cancels no refresh.
+#[must_use = "a future does nothing unless awaited"]
+pub struct Get<'a> {
+    manager: &'a TokenManager,
+    key: &'a TokenKey,
+    /// The refresh this call waits for, once it has looked.
+    flight: Option<slot::FlightFuture>,
+}
+
+impl fmt::Debug for Get<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Get")
+            .field("key", self.key)
+            .field("waiting", &self.flight.is_some())
+            .finish()
+    }
+}
+
+impl std::future::Future for Get<'_> {
+    type Output = Result<AccessToken>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        if this.flight.is_none() {
+            let now = this.manager.now_ms();
+            if let Some(token) = this.manager.fresh_local(this.key, now) {
+                return std::task::Poll::Ready(Ok(token));
+            }
+            match this.manager.get_slow(this.key, now) {
+                Ok(answer) => return std::task::Poll::Ready(answer),
+                Err(flight) => this.flight = Some(flight),
+            }
+        }
+        let flight = this.flight.as_mut().expect("set above");
+        std::pin::Pin::new(flight).poll(cx)
+    }
+}
+
 /// What [`TokenManager::disconnect`] did at the provider.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -165,30 +207,38 @@ impl TokenManager {
     /// once, without a request: [`Error::ReauthorizationRequired`] as it
     /// was, or [`Error::RefreshDeferred`] with the last error and its
     /// `retry_after`.
-    pub async fn get(&self, key: &TokenKey) -> Result<AccessToken> {
-        let now = self.now_ms();
-        if let Some(token) = self.fresh_local(key, now) {
-            return Ok(token);
+    ///
+    /// The future does nothing until polled; a cached token is its answer
+    /// on the first poll, without allocating.
+    pub fn get<'a>(&'a self, key: &'a TokenKey) -> Get<'a> {
+        Get {
+            manager: self,
+            key,
+            flight: None,
         }
-        self.get_slow(key, now).await
     }
 
     /// [`TokenManager::get`] past the per-thread cache: one map lookup for
-    /// both the cached token and the slot a refresh needs.
-    async fn get_slow(&self, key: &TokenKey, now: u64) -> Result<AccessToken> {
+    /// both the cached token and the slot a refresh needs. The answer, or
+    /// the refresh in flight to wait for.
+    fn get_slow(
+        &self,
+        key: &TokenKey,
+        now: u64,
+    ) -> std::result::Result<Result<AccessToken>, slot::FlightFuture> {
         let slot = match self.lookup(key) {
             Some(slot) => {
                 if let Some(token) = self.cached_in(key, &slot, now) {
-                    return Ok(token);
+                    return Ok(Ok(token));
                 }
                 slot
             }
             None => self.inner.slot(key),
         };
         if let Some(error) = slot.deferred(now) {
-            return Err(error);
+            return Ok(Err(error));
         }
-        self.inner.join_flight(key, &slot, None, true).await
+        Err(self.inner.join_flight(key, &slot, None, true))
     }
 
     /// The cached token for `key` if it is still valid, without waiting:

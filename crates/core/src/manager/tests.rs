@@ -566,3 +566,18 @@ async fn a_token_cached_in_a_removed_slot_is_not_served() {
     assert!(manager.try_get(&held).is_none());
     assert!(manager.read_authorization_header(&held, |_| ()).is_none());
 }
+
+/// `get`'s future can be spawned (it is `Send`) and holds only borrows
+/// until it has to wait.
+#[test]
+fn the_get_future_is_send_and_small() {
+    fn assert_send<T: Send>(_: &T) {}
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::ZERO);
+    let manager = manager(&clock, &provider);
+    let key = key("a");
+    let future = manager.get(&key);
+    assert_send(&future);
+    let words = std::mem::size_of_val(&future) / std::mem::size_of::<usize>();
+    assert!(words <= 6, "{words} words");
+}
