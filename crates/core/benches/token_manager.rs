@@ -290,7 +290,7 @@ fn throughput() {
     // Short runs, many rounds: on a shared machine, the best round of each
     // is the one that had its cores to itself.
     let reads = if quick() { 200_000 } else { 1_000_000 };
-    let run = |threads: usize, shared_key: bool, borrowed: bool| {
+    let run = |threads: usize, shared_key: bool, read: Read| {
         let started = Instant::now();
         std::thread::scope(|scope| {
             for t in 0..threads {
@@ -301,12 +301,18 @@ fn throughput() {
                         .collect();
                     for i in 0..reads {
                         let key = &probe[i % probe.len()];
-                        if borrowed {
-                            black_box(
-                                manager.read_authorization_header(key, |header| header.len()),
-                            );
-                        } else {
-                            black_box(manager.try_get(key));
+                        match read {
+                            Read::Header => {
+                                black_box(
+                                    manager.read_authorization_header(key, |header| header.len()),
+                                );
+                            }
+                            Read::TryGet => {
+                                black_box(manager.try_get(key));
+                            }
+                            Read::Get => {
+                                black_box(futures_lite_block_on(manager.get(key)).ok());
+                            }
                         }
                     }
                 });
@@ -352,13 +358,16 @@ fn throughput() {
         "baseline Mutex<Option<Arc<Token>>> lock + clone, one shared value",
         best(&run_baseline),
     );
-    for (shared, borrowed) in [(false, false), (true, false), (false, true), (true, true)] {
+    for (read, shared) in [Read::TryGet, Read::Get, Read::Header]
+        .into_iter()
+        .flat_map(|read| [(read, false), (read, true)])
+    {
         let what = format!(
             "{}, {}",
-            if borrowed {
-                "read_authorization_header"
-            } else {
-                "try_get"
+            match read {
+                Read::TryGet => "try_get",
+                Read::Get => "get (polled once)",
+                Read::Header => "read_authorization_header",
             },
             if shared {
                 "one shared key"
@@ -366,8 +375,16 @@ fn throughput() {
                 "distinct keys"
             },
         );
-        report(&what, best(&|threads| run(threads, shared, borrowed)));
+        report(&what, best(&|threads| run(threads, shared, read)));
     }
+}
+
+/// Which cached read a throughput run makes.
+#[derive(Clone, Copy)]
+enum Read {
+    TryGet,
+    Get,
+    Header,
 }
 
 fn coalescing() {
