@@ -123,17 +123,30 @@ impl std::future::Future for Get<'_> {
     ) -> std::task::Poll<Self::Output> {
         let this = &mut *self;
         if this.flight.is_none() {
-            let now = this.manager.now_ms();
-            if let Some(token) = this.manager.fresh_local(this.key, now) {
+            if let Some(token) = this.manager.fresh_local(this.key, this.manager.now_ms()) {
                 return std::task::Poll::Ready(Ok(token));
             }
-            match this.manager.get_slow(this.key, now) {
-                Ok(answer) => return std::task::Poll::Ready(answer),
-                Err(flight) => this.flight = Some(flight),
-            }
         }
-        let flight = this.flight.as_mut().expect("set above");
-        std::pin::Pin::new(flight).poll(cx)
+        this.poll_slow(cx)
+    }
+}
+
+impl Get<'_> {
+    /// Past the per-thread cache: the map, then the refresh to wait for.
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<AccessToken>> {
+        let flight = match &mut self.flight {
+            Some(flight) => flight,
+            None => match self.manager.get_slow(self.key, self.manager.now_ms()) {
+                Ok(answer) => return std::task::Poll::Ready(answer),
+                Err(flight) => self.flight.insert(flight),
+            },
+        };
+        std::future::Future::poll(std::pin::Pin::new(flight), cx)
     }
 }
 
