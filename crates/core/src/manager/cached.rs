@@ -115,8 +115,9 @@ pub(crate) struct Meta {
     /// seconds (rounded down) when `offset_in_secs`.
     expiry_offset: u32,
     offset_in_secs: bool,
-    /// Where the access token starts in the header (after `Bearer `).
-    token_start: u8,
+    /// Where the access token starts in the header (after `Bearer `);
+    /// [`UNKNOWN_START`] past `u16` (a token type of 64 KiB).
+    token_start: u16,
 }
 
 // SAFETY: a `CachedToken` is exactly a `ThinArc` (`repr(transparent)`),
@@ -138,6 +139,9 @@ unsafe impl arc_swap::RefCnt for CachedToken {
     }
 }
 
+/// `Meta::token_start` when the token type is too long to record it.
+const UNKNOWN_START: u16 = u16::MAX;
+
 /// "No such instant": an expiry that is not known.
 const NEVER: u64 = u64::MAX;
 
@@ -148,7 +152,10 @@ impl CachedToken {
             token.token_type,
             token.access_token.expose_secret()
         );
-        let token_start = u8::try_from(token.token_type.len() + 1).unwrap_or(0);
+        let token_start = u16::try_from(token.token_type.len() + 1)
+            .ok()
+            .filter(|start| *start != UNKNOWN_START)
+            .unwrap_or(UNKNOWN_START);
         let (refresh_at_ms, expiry_offset, offset_in_secs) = match token.expires_at {
             None => (NEVER, 0, false),
             Some(expires) => {
@@ -225,9 +232,13 @@ impl CachedToken {
     }
 
     fn access_token(&self) -> &str {
-        self.header()
-            .get(usize::from(self.meta().token_start)..)
-            .unwrap_or_default()
+        let header = self.header();
+        match self.meta().token_start {
+            // A token type too long to record where it ends: the token is
+            // what follows the last space (an RFC 6750 token has none).
+            UNKNOWN_START => header.rsplit_once(' ').map_or(header, |(_, token)| token),
+            start => header.get(usize::from(start)..).unwrap_or_default(),
+        }
     }
 }
 
@@ -377,6 +388,31 @@ mod tests {
         assert!(huge.validate().is_err());
         assert_eq!(huge.refresh_at(at(10), at(3600), 0.0), at(1805));
         assert!(RefreshTiming::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_long_token_type_does_not_change_the_token() {
+        for len in [6, 254, 255, 300, 65_534, 65_535, 70_000] {
+            let mut token = Token::new(
+                ProviderId::from_static("p"),
+                SecretString::from("tok-123"),
+                at(0),
+            );
+            token.token_type = "T".repeat(len);
+            let cached = CachedToken::new(&token, 1, &RefreshTiming::default());
+            let access = AccessToken::owned(cached);
+            assert_eq!(
+                access.expose_secret(),
+                "tok-123",
+                "token type of {len} bytes"
+            );
+            assert_eq!(
+                access.expose_authorization_header().len(),
+                len + 1 + "tok-123".len()
+            );
+        }
+        // The record of where the token starts takes no extra room.
+        assert_eq!(std::mem::size_of::<Meta>(), 24);
     }
 
     #[test]
