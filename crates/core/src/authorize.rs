@@ -130,7 +130,7 @@ impl CallbackParams {
     /// Parses a callback query string (without the leading `?`).
     ///
     /// Rejected with [`Error::InvalidCallback`]: a query over
-    /// [`MAX_CALLBACK_QUERY_BYTES`]; one that repeats `code`, `state`,
+    /// 8 KiB; one that repeats `code`, `state`,
     /// `error` or `error_description`; one where the value of one of those
     /// has a malformed `%` escape or does not decode to UTF-8 (the value
     /// would otherwise be silently changed). Unknown parameters are ignored.

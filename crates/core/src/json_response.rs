@@ -54,7 +54,7 @@ impl<'a> JsonResponse<'a> {
     ///
     /// A redirect is always an [`Error::HttpStatus`] (token endpoints must
     /// not redirect); an unparseable body, or one where an object repeats a
-    /// key ([`check_json_document`]), is an [`Error::HttpStatus`] on a
+    /// key ([`check_json_document`](crate::adapter::wire::check_json_document)), is an [`Error::HttpStatus`] on a
     /// non-2xx status and an [`Error::InvalidResponse`] on a 2xx one.
     pub fn json(&self) -> Result<Value, Error> {
         if (300..400).contains(&self.response.status) {

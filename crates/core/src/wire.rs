@@ -334,7 +334,7 @@ pub fn check_json_document(body: &[u8]) -> Result<(), String> {
         })
 }
 
-/// Parses `body` as one JSON document into a [`Value`], refusing an object
+/// Parses `body` as one JSON document into a [`Value`](serde_json::Value), refusing an object
 /// that repeats a key, in a single pass (what [`serde_json::from_slice`]
 /// and [`check_json_document`] do in two). The error is described by
 /// category and position only.

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// Settings of the token-endpoint HTTP client, given to
 /// [`ProviderSettings::with_http_config`](crate::ProviderSettings::with_http_config) (or
-/// [`HttpClient::new`](crate::HttpClient::new)).
+/// [`HttpClient::new`](crate::adapter::HttpClient::new)).
 ///
 /// Start from `HttpConfig::default()` and chain the `with_*` setters:
 ///
