@@ -139,7 +139,8 @@ impl TokenManagerBuilder {
     /// refreshes in flight, so a wave of expiring tokens never hammers the
     /// provider. Refreshes ahead of expiry that reads start (`get`,
     /// `try_get` on a due token) count against the same cap; only a caller
-    /// waiting for an expired or missing token goes past it.
+    /// that waits for a refresh (an expired or missing token, or
+    /// `force_refresh` after the API rejected one) goes past it.
     ///
     /// Instances sharing a store split the work: each walks the due keys
     /// in an order of its own (within each second of expiry), reads their

@@ -83,6 +83,17 @@ impl Inner {
         let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
             return;
         };
+        self.refresh_holding(key, slot, permit);
+    }
+
+    /// Starts (or joins) `key`'s refresh ahead of expiry, holding `permit`
+    /// of the background cap until it ends.
+    fn refresh_holding(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        slot: &SlotRef,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let flight = self.join_flight(key, slot, None, false);
         tokio::spawn(async move {
             let _ = flight.await;
@@ -153,12 +164,8 @@ impl TokenManager {
                 let Ok(permit) = Arc::clone(permits).acquire_owned().await else {
                     return started;
                 };
-                let flight = self.inner.join_flight(&due.key, &due.slot, None, false);
+                self.inner.refresh_holding(&due.key, &due.slot, permit);
                 started += 1;
-                tokio::spawn(async move {
-                    let _ = flight.await;
-                    drop(permit);
-                });
             }
         }
         // Wait until every refresh started this round has finished.
