@@ -500,13 +500,18 @@ criterion_group!(benches, cached_read);
 
 /// `BENCH_ONLY=loops` runs each cached read 100,000 times in a function
 /// of its own, for an instruction count under
-/// `valgrind --tool=callgrind` (independent of the machine's load).
+/// `valgrind --tool=callgrind` (independent of the machine's load);
+/// `BENCH_LOOPS=N` runs each N times instead.
 fn loops() {
     let rt = runtime();
     let manager = manager_with(1000, Arc::new(ExternalStore), &rt);
     let probe = key(500);
     let account = format!("store-{:07}", 500);
-    let n = 100_000;
+    // `BENCH_LOOPS=N` for a longer run (under `perf record`).
+    let n = std::env::var("BENCH_LOOPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
     #[inline(never)]
     fn loop_try_get(manager: &TokenManager, probe: &TokenKey, n: usize) {
         for _ in 0..n {

@@ -117,6 +117,9 @@ impl fmt::Debug for Get<'_> {
 impl std::future::Future for Get<'_> {
     type Output = Result<AccessToken>;
 
+    // Inlined into the caller's future: the cached path then returns the
+    // token in place, without a call or a copy of the whole `Result`.
+    #[inline(always)]
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -223,6 +226,7 @@ impl TokenManager {
     ///
     /// The future does nothing until polled; a cached token is its answer
     /// on the first poll, without allocating.
+    #[inline]
     pub fn get<'a>(&'a self, key: &'a TokenKey) -> Get<'a> {
         Get {
             manager: self,
@@ -259,11 +263,19 @@ impl TokenManager {
     /// cache of slots, else in the lock-free map, and an `arc-swap` load;
     /// no shared counter touched, no allocation). Starts a background
     /// refresh when one is due (inside a Tokio runtime).
+    #[inline(always)]
     pub fn try_get(&self, key: &TokenKey) -> Option<AccessToken> {
         let now = self.now_ms();
         if let Some(token) = self.fresh_local(key, now) {
             return Some(token);
         }
+        self.try_get_slow(key, now)
+    }
+
+    /// [`TokenManager::try_get`] past the per-thread cache.
+    #[cold]
+    #[inline(never)]
+    fn try_get_slow(&self, key: &TokenKey, now: u64) -> Option<AccessToken> {
         let slot = self.lookup(key)?;
         self.cached_in(key, &slot, now)
     }
@@ -277,6 +289,14 @@ impl TokenManager {
         }
         self.hit(key);
         Some(AccessToken::guarded(cached))
+    }
+
+    /// The current token of `key`'s slot in the map: the header read past
+    /// the per-thread cache.
+    #[cold]
+    #[inline(never)]
+    fn load_slot(&self, key: &TokenKey) -> Option<arc_swap::Guard<Option<cached::CachedToken>>> {
+        Some(self.lookup(key)?.current.load())
     }
 
     /// The slot of `key` in the map (remembered in this thread's cache).
@@ -318,6 +338,7 @@ impl TokenManager {
     /// `Bearer eyJ…`) if the token is fresh, without waiting and without
     /// touching any shared counter. Returns `None` when the token is not
     /// cached or is due for refresh (then use [`TokenManager::get`]).
+    #[inline(always)]
     pub fn read_authorization_header<R>(
         &self,
         key: &TokenKey,
@@ -326,7 +347,7 @@ impl TokenManager {
         let now = self.now_ms();
         let cached = match local::load(self.inner.id, key) {
             Some(cached) if cached.as_ref().is_some_and(|c| c.is_fresh(now)) => cached,
-            _ => self.lookup(key)?.current.load(),
+            _ => self.load_slot(key)?,
         };
         let cached = cached.as_ref().filter(|c| c.is_fresh(now))?;
         self.hit(key);
@@ -473,6 +494,7 @@ impl TokenManager {
         self.inner.pending_writes.load(Ordering::Relaxed)
     }
 
+    #[inline]
     fn now_ms(&self) -> u64 {
         self.inner.clock.now_unix_ms()
     }
