@@ -541,6 +541,10 @@ struct RawPartnerToken {
 
 /// The grant a code-exchange variant spends: ours needs the pending
 /// authorization its `authorize` made; the others only the code.
+/// The PKCE verifier of the hand-written exchanges (43 characters, as
+/// the adapter's).
+const RAW_PKCE_VERIFIER: &str = "bench-raw-pkce-verifier-0123456789abcdefghi";
+
 enum Minted {
     Ours(CallbackParams, PendingAuthorization),
     Code(String),
@@ -616,6 +620,7 @@ impl Requests {
                 ("redirect_uri", &config.redirect_uri),
                 ("client_id", &config.client_id),
                 ("client_secret", &config.client_secret),
+                ("code_verifier", RAW_PKCE_VERIFIER),
             ])
             .send()
             .await
@@ -653,7 +658,16 @@ impl Requests {
                 Some(Minted::Ours(params, pending))
             }
             1..=3 => {
-                let url = self.hike_mock.build_authorize_url(Some("raw-state"));
+                // The same request as the adapter's: with a PKCE (S256)
+                // challenge, so the exchange sends the verifier and the
+                // mock checks it.
+                let mut url = self.hike_mock.build_authorize_url(Some("raw-state"));
+                let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(
+                    &oauth2::PkceCodeVerifier::new(RAW_PKCE_VERIFIER.to_owned()),
+                );
+                url.query_pairs_mut()
+                    .append_pair("code_challenge", challenge.as_str())
+                    .append_pair("code_challenge_method", challenge.method().as_str());
                 let callback = self.approve(&url).await;
                 let code = callback
                     .query_pairs()
@@ -694,6 +708,7 @@ impl Requests {
                         ("redirect_uri", &config.redirect_uri),
                         ("client_id", &config.client_id),
                         ("client_secret", &config.client_secret),
+                        ("code_verifier", RAW_PKCE_VERIFIER),
                     ])
                     .send()
                     .await
@@ -708,6 +723,7 @@ impl Requests {
                 let token = self
                     .oauth2
                     .exchange_code(oauth2::AuthorizationCode::new(code))
+                    .set_pkce_verifier(oauth2::PkceCodeVerifier::new(RAW_PKCE_VERIFIER.to_owned()))
                     .request_async(&http)
                     .await
                     .expect("the exchange succeeds");

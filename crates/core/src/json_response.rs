@@ -40,6 +40,11 @@ impl<'a> JsonResponse<'a> {
         }
     }
 
+    /// The body, as received.
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.response.body
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         self.response.status

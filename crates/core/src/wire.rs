@@ -359,7 +359,7 @@ pub fn parse_json_document(body: &[u8]) -> Result<serde_json::Value, String> {
 
 /// Builds a JSON value, failing on the first object that repeats a key.
 #[derive(Clone, Copy)]
-struct UniqueValue;
+pub(crate) struct UniqueValue;
 
 impl<'de> serde::de::DeserializeSeed<'de> for UniqueValue {
     type Value = serde_json::Value;
@@ -379,11 +379,14 @@ impl<'de> serde::de::Visitor<'de> for UniqueValue {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(serde::de::Error::custom("repeated key"));
+            match object.entry(key) {
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(serde::de::Error::custom("repeated key"))
+                }
+                serde_json::map::Entry::Vacant(entry) => {
+                    entry.insert(map.next_value_seed(self)?);
+                }
             }
-            let value = map.next_value_seed(self)?;
-            object.insert(key, value);
         }
         Ok(serde_json::Value::Object(object))
     }

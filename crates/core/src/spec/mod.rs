@@ -27,6 +27,7 @@
 //! ```
 
 mod fields;
+mod flat_response;
 mod load;
 mod provider;
 mod request;

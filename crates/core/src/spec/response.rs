@@ -58,6 +58,19 @@ pub(super) fn read_token(
     spec: &ResponseSpec,
     now: SystemTime,
 ) -> Result<Token, Error> {
+    match super::flat_response::read(json, spec) {
+        Some(fields) => normalize(provider, json, fields, spec, now),
+        None => read_general(provider, json, spec, now),
+    }
+}
+
+/// [`read_token`] through a parsed JSON document: any body, any spec.
+pub(super) fn read_general(
+    provider: &ProviderId,
+    json: &JsonResponse<'_>,
+    spec: &ResponseSpec,
+    now: SystemTime,
+) -> Result<Token, Error> {
     let value = json.json()?;
     if let Some(error) = json.oauth_error(&value) {
         return Err(remap(error, spec));
@@ -99,68 +112,103 @@ pub(super) fn read_token(
     if spec.json_content_type_only && !json.is_json_content_type() {
         return Err(json.invalid("the token response is not `application/json`"));
     }
-    normalize(provider, json, object, spec, now)
+    normalize(provider, json, Fields(object), spec, now)
+}
+
+/// Where [`normalize`] finds a token's fields: a parsed JSON object
+/// ([`Fields`]), or the fields the flat fast path kept
+/// ([`flat_response::FlatFields`](super::flat_response::FlatFields)).
+pub(super) trait TokenFields {
+    /// The value at `path`.
+    fn get(&self, path: &str) -> Option<&Value>;
+    /// The name the value at `path` was found under (for error messages).
+    fn name<'p>(&self, path: &'p str) -> &'p str;
+    /// The string at `path` (a string, as [`TokenFields::get`] found).
+    fn take_string(&mut self, path: &str) -> String;
+    /// The token object's other top-level fields, kept for callers.
+    fn into_extra(self, spec: &ResponseSpec) -> serde_json::Map<String, Value>;
+}
+
+/// A parsed JSON token object.
+struct Fields<'v>(&'v Value);
+
+impl TokenFields for Fields<'_> {
+    fn get(&self, path: &str) -> Option<&Value> {
+        lookup(self.0, path)
+    }
+    fn name<'p>(&self, path: &'p str) -> &'p str {
+        field_name(self.0, path)
+    }
+    fn take_string(&mut self, path: &str) -> String {
+        lookup(self.0, path)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+    fn into_extra(self, spec: &ResponseSpec) -> serde_json::Map<String, Value> {
+        extra(self.0, spec)
+    }
 }
 
 fn normalize(
     provider: &ProviderId,
     json: &JsonResponse<'_>,
-    object: &Value,
+    mut object: impl TokenFields,
     spec: &ResponseSpec,
     now: SystemTime,
 ) -> Result<Token, Error> {
     let invalid = |reason: String| json.invalid(reason);
-    let access = match lookup(object, &spec.access_token) {
-        Some(Value::String(access)) => access.clone(),
+    let access = match object.get(&spec.access_token) {
+        Some(Value::String(_)) => object.take_string(&spec.access_token),
         None | Some(Value::Null) => String::new(),
         Some(_) => {
             return Err(invalid(format!(
                 "`{}` is not a string",
-                field_name(object, &spec.access_token)
+                object.name(&spec.access_token)
             )))
         }
     };
-    check_access_token(field_name(object, &spec.access_token), &access).map_err(invalid)?;
-    match lookup(object, &spec.token_type) {
+    check_access_token(object.name(&spec.access_token), &access).map_err(invalid)?;
+    match object.get(&spec.token_type) {
         Some(Value::String(kind))
             if spec
                 .bearer_token_types
                 .iter()
                 .any(|bearer| bearer.eq_ignore_ascii_case(kind)) => {}
         Some(Value::String(kind)) => {
-            check_bearer(field_name(object, &spec.token_type), Some(kind)).map_err(invalid)?
+            check_bearer(object.name(&spec.token_type), Some(kind)).map_err(invalid)?
         }
         None | Some(Value::Null) if spec.token_type_required => {
             return Err(invalid(format!(
                 "no `{}`: the provider must say the token is Bearer",
-                field_name(object, &spec.token_type)
+                object.name(&spec.token_type)
             )))
         }
         None | Some(Value::Null) => {}
         Some(_) => {
             return Err(invalid(format!(
                 "`{}` is not a string",
-                field_name(object, &spec.token_type)
+                object.name(&spec.token_type)
             )))
         }
     }
     let mut token = Token::new(provider.clone(), SecretString::from(access), now);
-    token.refresh_token = match lookup(object, &spec.refresh_token) {
+    token.refresh_token = match object.get(&spec.refresh_token) {
         Some(Value::String(refresh)) if !refresh.is_empty() => {
-            Some(SecretString::from(refresh.clone()))
+            Some(SecretString::from(object.take_string(&spec.refresh_token)))
         }
         None | Some(Value::Null) | Some(Value::String(_)) => None,
         Some(_) => {
             return Err(invalid(format!(
                 "`{}` is not a string",
-                field_name(object, &spec.refresh_token)
+                object.name(&spec.refresh_token)
             )))
         }
     };
     let unit = spec.expires_in_unit.duration();
     let relative = expiry_from_lifetime(
-        field_name(object, &spec.expires_in),
-        number(json, object, &spec.expires_in)?,
+        object.name(&spec.expires_in),
+        number(json, &object, &spec.expires_in)?,
         unit,
         now,
     )
@@ -170,43 +218,43 @@ fn normalize(
     let absolute = spec
         .expires_at
         .as_ref()
-        .and_then(|path| lookup(object, path))
+        .and_then(|path| object.get(path))
         .and_then(|value| optional_number(value).ok().flatten())
         .map(|n| n * spec.expires_at_unit.duration().as_secs_f64())
         .and_then(instant_from_epoch_secs);
     token.expires_at = settle(provider, spec.expiry_precedence, relative, absolute, now);
     if let Some(path) = &spec.refresh_expires_in {
-        token.refresh_expires_at = expiry_from_lifetime(
-            field_name(object, path),
-            number(json, object, path)?,
-            unit,
-            now,
-        )
-        .map_err(invalid)?;
+        token.refresh_expires_at =
+            expiry_from_lifetime(object.name(path), number(json, &object, path)?, unit, now)
+                .map_err(invalid)?;
     }
-    token.scopes = scopes(json, object, spec)?;
+    token.scopes = scopes(json, &object, spec)?;
     if let Some(path) = &spec.subject {
-        token.subject = match lookup(object, path) {
+        token.subject = match object.get(path) {
             Some(value) => optional_string_or_number(value).map_err(|e| {
                 invalid(format!(
                     "`{}`: {}",
-                    field_name(object, path),
+                    object.name(path),
                     describe_json_error(&e)
                 ))
             })?,
             None => None,
         };
     }
-    token.extra = extra(object, spec);
+    token.extra = object.into_extra(spec);
     Ok(token)
 }
 
 /// A lenient number at `path` (a number or a numeric string).
-fn number(json: &JsonResponse<'_>, object: &Value, path: &str) -> Result<Option<f64>, Error> {
-    match lookup(object, path) {
+fn number(
+    json: &JsonResponse<'_>,
+    object: &impl TokenFields,
+    path: &str,
+) -> Result<Option<f64>, Error> {
+    match object.get(path) {
         None => Ok(None),
         Some(value) => optional_number(value).map_err(|e| {
-            let field = present(object, path).unwrap_or(path);
+            let field = object.name(path);
             json.invalid(format!("`{field}`: {}", describe_json_error(&e)))
         }),
     }
@@ -214,10 +262,10 @@ fn number(json: &JsonResponse<'_>, object: &Value, path: &str) -> Result<Option<
 
 fn scopes(
     json: &JsonResponse<'_>,
-    object: &Value,
+    object: &impl TokenFields,
     spec: &ResponseSpec,
 ) -> Result<Vec<String>, Error> {
-    let Some(value) = lookup(object, &spec.scope) else {
+    let Some(value) = object.get(&spec.scope) else {
         return Ok(Vec::new());
     };
     if let (Some(separator), Value::String(text)) = (&spec.scope_separator, value) {
@@ -252,12 +300,9 @@ fn settle(
     }
 }
 
-/// The token object's other top-level fields, kept for callers.
-fn extra(object: &Value, spec: &ResponseSpec) -> serde_json::Map<String, Value> {
-    let Value::Object(fields) = object else {
-        return serde_json::Map::new();
-    };
-    let mapped = [
+/// The paths the token is made from; the other fields are its extras.
+pub(super) fn mapped_paths(spec: &ResponseSpec) -> [Option<&String>; 7] {
+    [
         Some(&spec.access_token),
         Some(&spec.token_type),
         Some(&spec.refresh_token),
@@ -265,7 +310,15 @@ fn extra(object: &Value, spec: &ResponseSpec) -> serde_json::Map<String, Value> 
         Some(&spec.scope),
         spec.refresh_expires_in.as_ref(),
         spec.subject.as_ref(),
-    ];
+    ]
+}
+
+/// The token object's other top-level fields, kept for callers.
+fn extra(object: &Value, spec: &ResponseSpec) -> serde_json::Map<String, Value> {
+    let Value::Object(fields) = object else {
+        return serde_json::Map::new();
+    };
+    let mapped = mapped_paths(spec);
     // A field is mapped when it is the first segment of one of a path's
     // alternatives (`a.b|c` maps `a` and `c`).
     let is_mapped = |name: &str| {
