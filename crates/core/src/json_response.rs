@@ -41,7 +41,7 @@ impl<'a> JsonResponse<'a> {
     }
 
     /// The body, as received.
-    pub(crate) fn body(&self) -> &[u8] {
+    pub fn body(&self) -> &[u8] {
         &self.response.body
     }
 

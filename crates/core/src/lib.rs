@@ -4,6 +4,7 @@
 mod authorize;
 mod clock;
 mod error;
+mod flat_object;
 mod http;
 mod json_response;
 pub mod manager;
@@ -74,6 +75,7 @@ pub mod prelude {
 ///   name a token request for the retry rules, spans and metrics.
 pub mod adapter {
     pub use crate::authorize::{AuthorizeUrlParams, VerifiedCode};
+    pub use crate::flat_object::FlatObject;
     pub use crate::http::{
         endpoint_url, parse_url, require_secure_endpoint, HttpClient, HttpResponse,
         TransportFailure,

@@ -10,7 +10,7 @@ use oauth2_adapters_core::adapter::wire::{
     instant_from_epoch_secs, optional_number, optional_scopes, optional_string_or_number,
     reconcile_expiry,
 };
-use oauth2_adapters_core::adapter::JsonResponse;
+use oauth2_adapters_core::adapter::{FlatObject, JsonResponse};
 use oauth2_adapters_core::{Error, SecretString, Token};
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -171,17 +171,10 @@ impl<'de> Deserialize<'de> for RawClaims {
 ///   [`Error::InvalidResponse`] (a token that arrives expired would be
 ///   re-requested in a loop); no `exp` at all means "expiry unknown".
 pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Token, Error> {
-    let value = json.json()?;
-    if let Some(error) = json.oauth_error(&value) {
-        return Err(error);
-    }
-    if value.get("access_token").is_none() {
-        return Err(json.unexpected("no `access_token` in the response"));
-    }
-    if !(200..300).contains(&json.status()) {
-        return Err(json.status_error());
-    }
-    let body: TokenBody = json.decode(value)?;
+    let body = match flat_body(json) {
+        Some(body) => body,
+        None => general_body(json)?,
+    };
     let access = body.access_token.unwrap_or_default();
     check_access_token("access_token", &access).map_err(|reason| json.invalid(reason))?;
     check_bearer("token_type", body.token_type.as_deref())
@@ -222,6 +215,56 @@ pub(crate) fn read_token(json: &JsonResponse<'_>, now: SystemTime) -> Result<Tok
         }
     }
     Ok(token)
+}
+
+/// The body of a well-formed answer, read in one pass: `None` when
+/// anything is unusual, and [`general_body`] says what.
+fn flat_body(json: &JsonResponse<'_>) -> Option<TokenBody> {
+    if !(200..300).contains(&json.status()) {
+        return None;
+    }
+    let mut object = FlatObject::read(json.body(), ["access_token", "token_type", "expires_in"])?;
+    let text = |value: Option<&Value>| match value {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::String(_)) => Some(true),
+        Some(_) => None,
+    };
+    let has_access = text(Some(object.get("access_token")?))?;
+    let has_type = text(object.get("token_type"))?;
+    let expires_in = match object.get("expires_in") {
+        None => None,
+        Some(value) => optional_number(value).ok()?,
+    };
+    Some(TokenBody {
+        access_token: if has_access {
+            object.take_string("access_token")
+        } else {
+            None
+        },
+        token_type: if has_type {
+            object.take_string("token_type")
+        } else {
+            None
+        },
+        expires_in,
+        extra: object.into_extra(),
+    })
+}
+
+/// The body through a parsed JSON document: any answer, with the error it
+/// stands for.
+fn general_body(json: &JsonResponse<'_>) -> Result<TokenBody, Error> {
+    let value = json.json()?;
+    if let Some(error) = json.oauth_error(&value) {
+        return Err(error);
+    }
+    if value.get("access_token").is_none() {
+        return Err(json.unexpected("no `access_token` in the response"));
+    }
+    if !(200..300).contains(&json.status()) {
+        return Err(json.status_error());
+    }
+    json.decode(value)
 }
 
 /// Decodes (never verifies) a JWT's payload; `None` if the token is not a
@@ -439,5 +482,47 @@ mod tests {
         assert!(matches!(err, Error::InvalidResponse { .. }));
         let err = read(500, r#"{"access_token":"x"}"#).unwrap_err();
         assert!(matches!(err, Error::HttpStatus { status: 500, .. }));
+    }
+
+    /// Whenever the one-pass reader answers, the general reader gives the
+    /// same body; where it gives up, the general reader decides.
+    #[test]
+    fn the_one_pass_reader_agrees_with_the_general_reader() {
+        let bodies = [
+            format!(r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"{DOC_JWT}"}}"#),
+            r#"{"access_token":"a","token_type":null,"expires_in":"60","x":{"y":[1]}}"#.into(),
+            r#"{"access_token":null}"#.into(),
+            r#"{"access_token":7}"#.into(),
+            r#"{"access_token":"a","token_type":5}"#.into(),
+            r#"{"access_token":"a","expires_in":"soon"}"#.into(),
+            r#"{"access_token":"a","access_token":"b"}"#.into(),
+            r#"{"access_token":"a","x":{"k":1,"k":2}}"#.into(),
+            r#"{"access_token":"a","error":"invalid_client"}"#.into(),
+            r#"{"access_token":"a","error":7}"#.into(),
+            r#"{"token_type":"Bearer"}"#.into(),
+            r#"{"access_token":"a"} x"#.into(),
+            r#"["access_token"]"#.into(),
+        ];
+        let mut answered = 0;
+        for body in &bodies {
+            for status in [200, 201, 401, 500] {
+                let response = HttpResponse {
+                    status,
+                    headers: Default::default(),
+                    body: body.clone().into(),
+                };
+                let json = JsonResponse::new(&PROVIDER_ID, &response, &[]);
+                let Some(fast) = flat_body(&json) else {
+                    continue;
+                };
+                answered += 1;
+                let general = general_body(&json).expect("the general reader reads it too");
+                assert_eq!(fast.access_token, general.access_token, "{body}");
+                assert_eq!(fast.token_type, general.token_type, "{body}");
+                assert_eq!(fast.expires_in, general.expires_in, "{body}");
+                assert_eq!(fast.extra, general.extra, "{body}");
+            }
+        }
+        assert!(answered >= 6, "{answered}");
     }
 }

@@ -10,15 +10,12 @@
 //! token, a body that is not one JSON object) gives up, and the general
 //! reader reads the body again, so every error is exactly its error.
 
-use std::borrow::Cow;
-
-use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::response::{mapped_paths, TokenFields};
 use super::ResponseSpec;
+use crate::flat_object::FlatObject;
 use crate::json_response::JsonResponse;
-use crate::wire::UniqueValue;
 
 /// The fields of a flat token object, or `None` when the general reader
 /// must read the body.
@@ -33,163 +30,40 @@ pub(super) fn read<'s>(json: &JsonResponse<'_>, spec: &'s ResponseSpec) -> Optio
     {
         return None;
     }
+    let plain = |path: &str| !path.is_empty() && !path.bytes().any(|b| b == b'|' || b == b'.');
     let mut names = [""; 7];
     for (name, path) in names.iter_mut().zip(mapped_paths(spec)) {
         if let Some(path) = path {
-            if path.is_empty() || path.bytes().any(|b| b == b'|' || b == b'.') {
+            if !plain(path) {
                 return None;
             }
             *name = path;
         }
     }
-    // Two fields read from one name: the general reader handles that.
-    for (i, name) in names.iter().enumerate() {
-        if !name.is_empty() && names[..i].contains(name) {
-            return None;
-        }
-    }
-    if spec
-        .expires_at
-        .as_ref()
-        .is_some_and(|path| path.bytes().any(|b| b == b'|' || b == b'.'))
-    {
+    if spec.expires_at.as_deref().is_some_and(|path| !plain(path)) {
         return None;
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(json.body());
-    let fields = FlatSeed { names }.deserialize(&mut deserializer).ok()?;
-    deserializer.end().ok()?;
+    let object = FlatObject::read(json.body(), names)?;
     // No access token: the general reader says what is missing.
-    fields.values[0].as_ref()?;
-    Some(fields)
+    object.get(names[0])?;
+    Some(FlatFields(object))
 }
 
-/// What [`read`] kept: the mapped fields' values by their position in
-/// [`mapped_paths`], and the other fields.
-pub(super) struct FlatFields<'s> {
-    names: [&'s str; 7],
-    values: [Option<Value>; 7],
-    extra: Map<String, Value>,
-}
-
-impl FlatFields<'_> {
-    fn index(&self, path: &str) -> Option<usize> {
-        self.names
-            .iter()
-            .position(|name| !name.is_empty() && *name == path)
-    }
-}
+/// What [`read`] kept, named by the spec's [`mapped_paths`].
+pub(super) struct FlatFields<'s>(FlatObject<'s, 7>);
 
 impl TokenFields for FlatFields<'_> {
     fn get(&self, path: &str) -> Option<&Value> {
-        match self.index(path) {
-            Some(i) => self.values[i].as_ref(),
-            None => self.extra.get(path),
-        }
+        self.0.get(path)
     }
     fn name<'p>(&self, path: &'p str) -> &'p str {
         path
     }
     fn take_string(&mut self, path: &str) -> String {
-        let slot = match self.index(path) {
-            Some(i) => &mut self.values[i],
-            None => {
-                return self
-                    .extra
-                    .get(path)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .unwrap_or_default()
-            }
-        };
-        match slot.take() {
-            Some(Value::String(text)) => text,
-            other => {
-                *slot = other;
-                String::new()
-            }
-        }
+        self.0.take_string(path).unwrap_or_default()
     }
     fn into_extra(self, _spec: &ResponseSpec) -> Map<String, Value> {
-        self.extra
-    }
-}
-
-/// Reads the top-level object into [`FlatFields`]; fails (and the general
-/// reader takes over) on an `error` member or a repeated key.
-struct FlatSeed<'s> {
-    names: [&'s str; 7],
-}
-
-impl<'de, 's> DeserializeSeed<'de> for FlatSeed<'s> {
-    type Value = FlatFields<'s>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, 's> Visitor<'de> for FlatSeed<'s> {
-    type Value = FlatFields<'s>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a token object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let give_up = || serde::de::Error::custom("not a flat token object");
-        let mut fields = FlatFields {
-            names: self.names,
-            values: Default::default(),
-            extra: Map::new(),
-        };
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if key == "error" {
-                return Err(give_up());
-            }
-            match fields.index(&key) {
-                Some(i) => {
-                    if fields.values[i].is_some() {
-                        return Err(give_up());
-                    }
-                    fields.values[i] = Some(map.next_value_seed(UniqueValue)?);
-                }
-                None => match fields.extra.entry(key.into_owned()) {
-                    serde_json::map::Entry::Occupied(_) => return Err(give_up()),
-                    serde_json::map::Entry::Vacant(entry) => {
-                        entry.insert(map.next_value_seed(UniqueValue)?);
-                    }
-                },
-            }
-        }
-        Ok(fields)
-    }
-}
-
-/// An object key, borrowed from the body when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
+        self.0.into_extra()
     }
 }
 
