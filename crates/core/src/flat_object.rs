@@ -16,11 +16,27 @@ use crate::wire::UniqueValue;
 /// [`JsonResponse::json`](crate::adapter::JsonResponse::json) when it
 /// gives up, or when a value is not what the reader expects, so that every
 /// error is the one the general reader gives.
-#[derive(Debug)]
 pub struct FlatObject<'n, const N: usize> {
     names: [&'n str; N],
     values: [Option<Value>; N],
     extra: Map<String, Value>,
+}
+
+/// Names only: the values are a token response's, secrets among them.
+impl<const N: usize> std::fmt::Debug for FlatObject<'_, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let present: Vec<&str> = self
+            .names
+            .iter()
+            .zip(&self.values)
+            .filter(|(_, value)| value.is_some())
+            .map(|(name, _)| *name)
+            .collect();
+        f.debug_struct("FlatObject")
+            .field("present", &present)
+            .field("extra_keys", &self.extra.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'n, const N: usize> FlatObject<'n, N> {
@@ -152,5 +168,23 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
         }
         deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FlatObject;
+
+    #[test]
+    fn debug_shows_the_names_never_the_values() {
+        let body =
+            br#"{"access_token":"at-secret-1","refresh_token":"rt-secret-2","note":"n-secret-3"}"#;
+        let object = FlatObject::read(body, ["access_token", "refresh_token"]).unwrap();
+        let shown = format!("{object:?}");
+        assert!(
+            shown.contains("access_token") && shown.contains("note"),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret"), "{shown}");
     }
 }

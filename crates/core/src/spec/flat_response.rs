@@ -12,14 +12,17 @@
 
 use serde_json::{Map, Value};
 
-use super::response::{mapped_paths, TokenFields};
+use super::response::{is_plain, mapped_paths, TokenFields};
 use super::ResponseSpec;
 use crate::flat_object::FlatObject;
 use crate::json_response::JsonResponse;
 
-/// The fields of a flat token object, or `None` when the general reader
-/// must read the body.
-pub(super) fn read<'s>(json: &JsonResponse<'_>, spec: &'s ResponseSpec) -> Option<FlatFields<'s>> {
+/// The fields of a flat token object, named by the spec's
+/// [`mapped_paths`], or `None` when the general reader must read the body.
+pub(super) fn read<'s>(
+    json: &JsonResponse<'_>,
+    spec: &'s ResponseSpec,
+) -> Option<FlatObject<'s, 7>> {
     if spec.envelope.is_some() {
         return None;
     }
@@ -30,7 +33,7 @@ pub(super) fn read<'s>(json: &JsonResponse<'_>, spec: &'s ResponseSpec) -> Optio
     {
         return None;
     }
-    let plain = |path: &str| !path.is_empty() && !path.bytes().any(|b| b == b'|' || b == b'.');
+    let plain = |path: &str| !path.is_empty() && is_plain(path);
     let mut names = [""; 7];
     for (name, path) in names.iter_mut().zip(mapped_paths(spec)) {
         if let Some(path) = path {
@@ -46,24 +49,21 @@ pub(super) fn read<'s>(json: &JsonResponse<'_>, spec: &'s ResponseSpec) -> Optio
     let object = FlatObject::read(json.body(), names)?;
     // No access token: the general reader says what is missing.
     object.get(names[0])?;
-    Some(FlatFields(object))
+    Some(object)
 }
 
-/// What [`read`] kept, named by the spec's [`mapped_paths`].
-pub(super) struct FlatFields<'s>(FlatObject<'s, 7>);
-
-impl TokenFields for FlatFields<'_> {
+impl TokenFields for FlatObject<'_, 7> {
     fn get(&self, path: &str) -> Option<&Value> {
-        self.0.get(path)
+        FlatObject::get(self, path)
     }
     fn name<'p>(&self, path: &'p str) -> &'p str {
         path
     }
     fn take_string(&mut self, path: &str) -> String {
-        self.0.take_string(path).unwrap_or_default()
+        FlatObject::take_string(self, path).unwrap_or_default()
     }
     fn into_extra(self, _spec: &ResponseSpec) -> Map<String, Value> {
-        self.0.into_extra()
+        FlatObject::into_extra(self)
     }
 }
 

@@ -15,10 +15,15 @@ use crate::wire::{
     reconcile_expiry,
 };
 
+/// True when `path` is one plain name: no `.` path, no `|` alternatives.
+pub(super) fn is_plain(path: &str) -> bool {
+    !path.bytes().any(|b| b == b'|' || b == b'.')
+}
+
 /// The value at `path`: alternatives separated by `|` (the first present
 /// wins), each a dot-separated path into nested objects.
 pub(super) fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
-    if !path.bytes().any(|b| b == b'|' || b == b'.') {
+    if is_plain(path) {
         // One plain name (every default path): no splitting.
         return value.get(path);
     }
@@ -116,8 +121,9 @@ pub(super) fn read_general(
 }
 
 /// Where [`normalize`] finds a token's fields: a parsed JSON object
-/// ([`Fields`]), or the fields the flat fast path kept
-/// ([`flat_response::FlatFields`](super::flat_response::FlatFields)).
+/// ([`Fields`]), or the fields the flat fast path kept (a
+/// [`FlatObject`](crate::flat_object::FlatObject) named by
+/// [`mapped_paths`]).
 pub(super) trait TokenFields {
     /// The value at `path`.
     fn get(&self, path: &str) -> Option<&Value>;
@@ -323,7 +329,7 @@ fn extra(object: &Value, spec: &ResponseSpec) -> serde_json::Map<String, Value> 
     // alternatives (`a.b|c` maps `a` and `c`).
     let is_mapped = |name: &str| {
         mapped.iter().flatten().any(|path| {
-            if !path.bytes().any(|b| b == b'|' || b == b'.') {
+            if is_plain(path) {
                 return path.as_str() == name;
             }
             path.split('|')
