@@ -107,6 +107,6 @@ async fn main() -> Result<(), BoxError> {
     }
     println!("5. one 401, one refresh, one retry: done");
     // Before exiting: let any refresh still running finish and be stored.
-    manager.shutdown(std::time::Duration::from_secs(10)).await;
+    manager.shutdown(std::time::Duration::from_secs(60)).await;
     Ok(())
 }

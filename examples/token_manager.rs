@@ -232,7 +232,7 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     // Finish running refreshes and land pending writes before exiting.
-    let report = manager.shutdown(Duration::from_secs(10)).await;
+    let report = manager.shutdown(Duration::from_secs(60)).await;
     for lost in &report.unpersisted {
         eprintln!("{}: a refreshed token could not be stored", lost.key);
     }

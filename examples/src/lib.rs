@@ -199,8 +199,9 @@ pub async fn shutdown_signal() {
 
 /// A directory only the current user can read, for the examples' token
 /// databases: `$XDG_DATA_HOME/oauth2-adapters-examples`, else
-/// `~/.local/share/oauth2-adapters-examples`, created with mode 0700 (and
-/// refused if it exists with wider permissions or belongs to someone else).
+/// `~/.local/share/oauth2-adapters-examples`, created with mode 0700 (if it
+/// already exists with wider permissions they are narrowed to 0700; if it is
+/// not a directory or belongs to another user than the base, it is refused).
 /// Never a fixed path under the shared temp directory, which another local
 /// user could create first and read.
 pub fn private_data_dir() -> std::io::Result<std::path::PathBuf> {

@@ -41,6 +41,8 @@
 //! | 9 `bearer_auth_against_a_refusing_api` | `BearerAuth`, an API answering 401 to everything | 20 sequential + 20 concurrent requests → one forced refresh; 41 API hits (one retry) |
 //! | 10 `untrusted_keys` | 50,000 gets on unknown keys (partner: 1,000 while its token endpoint answers 401) | at once, no request (partner: one each), `len()` stays 1 (partner: back to 1 once the refresher runs) |
 //! | 10' `warm_with_an_unreadable_row` | SQLite rows under a key id the ring lacks | `WarmReport { loaded: 3, unreadable: [that key] }`, one `StoredTokenUnreadable`, a get on it fails with `Error::Store` and sends nothing, its token stays live |
+//! | 11 `enc_looking_token_values` | the mock issues every token as `enc:…` (the SQL stores' ciphertext prefix) | through memory, SQLite and PostgreSQL, each without and with keys: stored, read back byte for byte by a restarted manager, refreshed with the stored `enc:…` refresh token |
+//! | 12 `retry_after_http_date` | a refresh answered `503` with `Retry-After: <HTTP-date>` 2 min ahead | the first get's error has `retry_after()` ≈ 2 min; 80 gets over the next 100 s answer `RefreshDeferred` at once and send nothing; one request after the date |
 //!
 //! Three rows found library bugs, fixed since: 6' (a panicking store write
 //! dropped the rotated token: store calls now run under `catch_unwind` in
@@ -63,6 +65,7 @@ mod fault_matrix {
     pub mod rig;
     pub mod sharing;
     pub mod stores;
+    pub mod values;
     pub mod write_faults;
 }
 
@@ -103,4 +106,6 @@ matrix! {
     bearer_auth_against_a_refusing_api => ALL, edges::bearer_auth_against_a_refusing_api;
     untrusted_keys => ALL, edges::untrusted_keys;
     warm_with_an_unreadable_row => ALL, edges::warm_with_an_unreadable_row;
+    enc_looking_token_values => ALL, values::enc_looking_token_values;
+    retry_after_http_date => ALL, values::retry_after_http_date;
 }

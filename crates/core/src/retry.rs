@@ -121,17 +121,18 @@ impl RetryPolicy {
     }
 
     /// The longest a token request with its retries can take, when one
-    /// attempt takes at most `timeout`: no retry starts later than
-    /// [`RetryPolicy::with_max_elapsed`] after the first attempt began, so
-    /// the last one ends by then plus `timeout`.
+    /// attempt takes at most `timeout`.
+    ///
+    /// No retry starts later than [`RetryPolicy::with_max_elapsed`] after the
+    /// first attempt began (a `Retry-After` delay is capped by the same
+    /// budget), so the last attempt ends by `max_elapsed + timeout`, however
+    /// many attempts are allowed: the bound is that, not
+    /// `timeout × attempts + budget`, which would only overstate it.
     pub fn worst_case(&self, timeout: Duration) -> Duration {
         if self.max_attempts <= 1 {
             timeout
         } else {
-            let retries = timeout
-                .saturating_mul(self.max_attempts - 1)
-                .saturating_add(self.max_elapsed);
-            timeout.saturating_add(self.max_elapsed.min(retries))
+            timeout.saturating_add(self.max_elapsed)
         }
     }
 

@@ -152,7 +152,13 @@ impl HikeMock {
         shared
             .lock()
             .grants
-            .start_families(count, TOKEN_PREFIX, SCOPE, now, lifetime)
+            .start_families(
+                count,
+                &shared.config.issued_prefix(TOKEN_PREFIX),
+                SCOPE,
+                now,
+                lifetime,
+            )
             .into_iter()
             .map(|tokens| (tokens.access_token, tokens.refresh_token))
             .collect()
@@ -259,6 +265,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     }
     let now = shared.now();
     let lifetime = shared.config.refresh_token_lifetime;
+    let prefix = shared.config.issued_prefix(TOKEN_PREFIX);
     let issued: Result<IssuedTokens, GrantError> = match grant_type {
         "authorization_code" => {
             let (Some(code), Some(redirect_uri)) = (params.get("code"), params.get("redirect_uri"))
@@ -273,10 +280,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
                 .grants
                 .redeem_code_with(code, &shared.config.client_id, redirect_uri, verifier, now)
                 .map(|grant| {
-                    let (tokens, _scope) =
-                        state
-                            .grants
-                            .start_family(grant, TOKEN_PREFIX, now, lifetime);
+                    let (tokens, _scope) = state.grants.start_family(grant, &prefix, now, lifetime);
                     tokens
                 })
         }
@@ -288,7 +292,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             shared
                 .lock()
                 .grants
-                .rotate_refresh_token(refresh_token, on_reuse, TOKEN_PREFIX, now, lifetime)
+                .rotate_refresh_token(refresh_token, on_reuse, &prefix, now, lifetime)
                 .map(|(tokens, _scope)| tokens)
         }
         other => {

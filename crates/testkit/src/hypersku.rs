@@ -227,7 +227,7 @@ fn exchange(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Respons
             code,
             &shared.config.client_id,
             redirect_uri,
-            TOKEN_PREFIX,
+            &shared.config.issued_prefix(TOKEN_PREFIX),
             now,
             lifetime,
         )
@@ -261,7 +261,13 @@ fn refresh(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Response
     let (tokens, scope) = shared
         .lock()
         .grants
-        .rotate_refresh_token(refresh_token, on_reuse, TOKEN_PREFIX, now, lifetime)
+        .rotate_refresh_token(
+            refresh_token,
+            on_reuse,
+            &shared.config.issued_prefix(TOKEN_PREFIX),
+            now,
+            lifetime,
+        )
         .map_err(|err| HsError::invalid_grant(format!("invalid refresh token: {err}")))?;
     Ok(success(shared, &tokens, &scope))
 }

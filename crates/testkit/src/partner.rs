@@ -221,7 +221,8 @@ fn mint_jwt(config: &MockConfig, serial: usize, now: SystemTime) -> String {
     };
     let payload = serde_json::to_vec(&claims).unwrap_or_default();
     format!(
-        "{}.{}.{}",
+        "{}{}.{}.{}",
+        config.token_prefix,
         URL_SAFE_NO_PAD.encode(JWT_HEADER),
         URL_SAFE_NO_PAD.encode(payload),
         random_string(256),

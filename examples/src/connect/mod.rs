@@ -55,6 +55,12 @@ use crate::BoxError;
 /// How long [`ConnectApp::shutdown`] lets open connections finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long [`ConnectApp::shutdown`] waits for running refreshes and pending
+/// writes: longer than the providers' longest request with its retries
+/// (`Renewal::worst_case`, 45 s with the default settings). It returns as
+/// soon as they are done, so a generous deadline costs nothing.
+const REFRESH_DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+
 /// The running app: its URLs, its token and session files and, by
 /// default, the mock providers. Dropping it stops the server (and the mocks).
 pub struct ConnectApp {
@@ -215,7 +221,7 @@ impl ConnectApp {
         {
             self.server.abort();
         }
-        let report = self.manager.shutdown(SHUTDOWN_GRACE).await;
+        let report = self.manager.shutdown(REFRESH_DRAIN_DEADLINE).await;
         for lost in &report.unpersisted {
             eprintln!(
                 "connect: {}: a refreshed token could not be stored",

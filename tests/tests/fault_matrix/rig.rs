@@ -143,12 +143,15 @@ fn panic_message(join: tokio::task::JoinError) -> String {
 pub struct RigOptions {
     /// The adapter's total request timeout.
     pub http_timeout: Duration,
+    /// Prepended to every token the mock issues ([`MockConfig::token_prefix`]).
+    pub token_prefix: &'static str,
 }
 
 impl Default for RigOptions {
     fn default() -> Self {
         Self {
             http_timeout: HTTP_TIMEOUT,
+            token_prefix: "",
         }
     }
 }
@@ -169,11 +172,12 @@ pub struct Rig {
     adapter: Adapter,
 }
 
-fn mock_config(clock: &ManualClock) -> MockConfig {
+fn mock_config(clock: &ManualClock, options: &RigOptions) -> MockConfig {
     MockConfig::default()
         .with_redirect_uri(REDIRECT_URI)
         .with_clock(Arc::new(clock.clone()))
         .with_revoke_on_reuse(true)
+        .with_token_prefix(options.token_prefix)
 }
 
 /// The adapters' context: the rig's clock, `timeout`, no retries.
@@ -191,7 +195,7 @@ impl Rig {
 
     pub async fn start_with(row: Row, options: RigOptions) -> Rig {
         let clock = ManualClock::at_unix(START_UNIX);
-        let config = mock_config(&clock);
+        let config = mock_config(&clock, &options);
         let context = context(&clock, options.http_timeout);
         let adapter = match row.provider {
             HIKE => {

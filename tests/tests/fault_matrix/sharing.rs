@@ -33,6 +33,7 @@ pub async fn provider_slower_than_lease(row: Row) {
         row,
         RigOptions {
             http_timeout: Duration::from_secs(10),
+            ..RigOptions::default()
         },
     )
     .await;

@@ -62,6 +62,10 @@ pub struct MockConfig {
     /// it applies to every refresh (not to code exchanges), so a crash test
     /// can land kills between the provider's rotation and the client's commit.
     pub refresh_delay_after_commit: Duration,
+    /// Prepended to every access and refresh token the mock issues (default
+    /// empty), so tests can try token values of any shape: `"enc:"` makes
+    /// them look like a store's ciphertext, for example.
+    pub token_prefix: String,
 }
 
 impl Default for MockConfig {
@@ -76,6 +80,7 @@ impl Default for MockConfig {
             clock: Arc::new(SystemClock),
             revoke_on_reuse: false,
             refresh_delay_after_commit: Duration::ZERO,
+            token_prefix: String::new(),
         }
     }
 }
@@ -96,6 +101,7 @@ impl fmt::Debug for MockConfig {
                 "refresh_delay_after_commit",
                 &self.refresh_delay_after_commit,
             )
+            .field("token_prefix", &self.token_prefix)
             .finish()
     }
 }
@@ -148,6 +154,18 @@ impl MockConfig {
     pub fn with_refresh_delay_after_commit(mut self, delay: Duration) -> Self {
         self.refresh_delay_after_commit = delay;
         self
+    }
+
+    /// Sets [`MockConfig::token_prefix`].
+    pub fn with_token_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.token_prefix = prefix.into();
+        self
+    }
+
+    /// The prefix of the tokens a mock whose own prefix is `mock` issues:
+    /// [`MockConfig::token_prefix`] then `mock` (`hike_at_1_…`).
+    pub(crate) fn issued_prefix(&self, mock: &str) -> String {
+        format!("{}{mock}", self.token_prefix)
     }
 
     /// The [`OnReuse`] rule [`MockConfig::revoke_on_reuse`] selects.

@@ -375,6 +375,7 @@ fn exchange(s: &SpecShared, params: &Params) -> Result<Response, Refusal> {
     let verifier = s.checks_pkce().then(|| params.get(&fields.code_verifier));
     let now = s.shared.now();
     let config = s.config();
+    let prefix = config.issued_prefix(TOKEN_PREFIX);
     let mut state = s.shared.lock();
     let grant = state
         .grants
@@ -383,7 +384,7 @@ fn exchange(s: &SpecShared, params: &Params) -> Result<Response, Refusal> {
     let (tokens, scope) =
         state
             .grants
-            .start_family(grant, TOKEN_PREFIX, now, config.refresh_token_lifetime);
+            .start_family(grant, &prefix, now, config.refresh_token_lifetime);
     drop(state);
     let issued = Issued {
         access_token: &tokens.access_token,
@@ -397,11 +398,12 @@ fn refresh(s: &SpecShared, params: &Params) -> Result<Response, Refusal> {
     let refresh_token = required(params, &s.spec.token.fields.refresh_token)?;
     let now = s.shared.now();
     let config = s.config();
+    let prefix = config.issued_prefix(TOKEN_PREFIX);
     if s.spec.rotates_refresh_tokens {
         let rotated = s.shared.lock().grants.rotate_refresh_token(
             refresh_token,
             config.on_reuse(),
-            TOKEN_PREFIX,
+            &prefix,
             now,
             config.refresh_token_lifetime,
         );
@@ -417,7 +419,7 @@ fn refresh(s: &SpecShared, params: &Params) -> Result<Response, Refusal> {
             .shared
             .lock()
             .grants
-            .refresh_in_place(refresh_token, TOKEN_PREFIX, now);
+            .refresh_in_place(refresh_token, &prefix, now);
         let (access_token, scope) = refreshed.map_err(|e| invalid_grant("refresh token", e))?;
         let issued = Issued {
             access_token: &access_token,
@@ -441,11 +443,12 @@ fn client_credentials(s: &SpecShared, params: &Params) -> Response {
         })
         .unwrap_or_default();
     let now = s.shared.now();
+    let prefix = s.config().issued_prefix(TOKEN_PREFIX);
     let access_token = s
         .shared
         .lock()
         .grants
-        .issue_client_token(TOKEN_PREFIX, &scope, now);
+        .issue_client_token(&prefix, &scope, now);
     let issued = Issued {
         access_token: &access_token,
         refresh_token: None,
