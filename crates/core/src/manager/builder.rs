@@ -206,6 +206,7 @@ impl TokenManagerBuilder {
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 pending_writes: AtomicUsize::new(0),
+                tokenless_kept: AtomicUsize::new(0),
                 background_permits: std::sync::OnceLock::new(),
             }),
         };

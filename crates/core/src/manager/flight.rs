@@ -66,6 +66,10 @@ impl Drop for FlightGuard {
 /// ahead of expiry looks again (at most; sooner if the lease ends sooner).
 const LOST_RACE_RETRY: Duration = Duration::from_secs(1);
 
+/// Tokenless slots kept after failed acquisitions before they are swept
+/// (see `Inner::count_kept_tokenless_slot`).
+const SWEEP_AFTER_KEPT: usize = 1024;
+
 pub(super) fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -247,13 +251,54 @@ impl Inner {
             .renewers
             .get(&key.provider())
             .is_none_or(Renewal::spends_refresh_token);
-        if spends && slot.current.load().is_none() && !slot.has_pending() {
-            // A key with no token (e.g. taken from untrusted input) leaves
-            // nothing behind.
-            if let Ok(Some((_, removed))) = self.slots.pin().remove_if(key, |_, s| {
-                SlotRef::ptr_eq(s, slot) && s.current.load().is_none()
-            }) {
-                removed.mark_removed();
+        if slot.current.load().is_none() && !slot.has_pending() {
+            if spends {
+                // A key with no token (e.g. taken from untrusted input)
+                // leaves nothing behind.
+                self.remove_slot_if_tokenless(key, slot);
+            } else {
+                // A re-acquiring key keeps its slot while it backs off (so
+                // its callers are paced); swept once the backoff is over.
+                self.count_kept_tokenless_slot();
+            }
+        }
+    }
+
+    /// Removes `key`'s slot if it is still `slot` and holds no token.
+    pub(super) fn remove_slot_if_tokenless(&self, key: &TokenKey, slot: &SlotRef) {
+        if let Ok(Some((_, removed))) = self.slots.pin().remove_if(key, |_, s| {
+            SlotRef::ptr_eq(s, slot) && s.current.load().is_none()
+        }) {
+            removed.mark_removed();
+        }
+    }
+
+    /// Whether `slot` holds nothing worth keeping at `now`: no token, no
+    /// backoff to enforce, no refresh in flight, no pending write.
+    pub(super) fn is_idle_tokenless(slot: &SlotRef, now_ms: u64) -> bool {
+        slot.current.load().is_none()
+            && !slot.in_backoff(now_ms)
+            && !slot.has_flight()
+            && !slot.has_pending()
+    }
+
+    /// Counts a tokenless slot kept after a failed acquisition and, once
+    /// there are [`SWEEP_AFTER_KEPT`] of them or a quarter of the map
+    /// (whichever is more, so a sweep costs O(1) per failure), drops every
+    /// idle tokenless slot. Without it, re-acquiring keys taken from
+    /// untrusted input would grow the map until the background refresher
+    /// ran, or forever without one.
+    fn count_kept_tokenless_slot(&self) {
+        let kept = self.tokenless_kept.fetch_add(1, Ordering::Relaxed) + 1;
+        let slots = self.slots.pin();
+        if kept < SWEEP_AFTER_KEPT.max(slots.len() / 4) {
+            return;
+        }
+        self.tokenless_kept.store(0, Ordering::Relaxed);
+        let now = self.clock.now_unix_ms();
+        for (key, slot) in slots.iter() {
+            if Self::is_idle_tokenless(slot, now) {
+                self.remove_slot_if_tokenless(key, slot);
             }
         }
     }

@@ -58,7 +58,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{DeferredReason, Error, Result};
 use crate::store::{CasOutcome, TokenKey, TokenStore};
 use crate::token::{ProviderId, Token};
 
@@ -89,6 +89,9 @@ pub(crate) struct Inner {
     tasks: TaskTracker,
     closing: AtomicBool,
     pending_writes: AtomicUsize,
+    /// Failed first acquisitions that kept a tokenless slot (re-acquiring
+    /// providers) since the last sweep of such slots.
+    tokenless_kept: AtomicUsize,
     /// The background refresher's permits, when it runs: a refresh ahead
     /// of expiry that a read starts takes one too, so that reads and the
     /// refresher together stay within its `max_concurrent`.
@@ -249,6 +252,13 @@ impl TokenManager {
                     return Ok(Ok(token));
                 }
                 slot
+            }
+            // After shutdown nothing starts a refresh: no slot to leave behind.
+            None if self.inner.closing.load(Ordering::Acquire) => {
+                return Ok(Err(Error::RefreshDeferred {
+                    reason: DeferredReason::ShuttingDown,
+                    retry_after: None,
+                }))
             }
             None => self.inner.slot(key),
         };

@@ -124,12 +124,8 @@ impl TokenManager {
                 .filter_map(|(key, slot)| {
                     let cached = slot.current.load();
                     let Some(cached) = cached.as_ref() else {
-                        if !slot.in_backoff(now) && !slot.has_flight() && !slot.has_pending() {
-                            if let Ok(Some((_, removed))) = slots.remove_if(key, |_, s| {
-                                SlotRef::ptr_eq(s, slot) && s.current.load().is_none()
-                            }) {
-                                removed.mark_removed();
-                            }
+                        if Inner::is_idle_tokenless(slot, now) {
+                            self.inner.remove_slot_if_tokenless(key, slot);
                         }
                         return None;
                     };

@@ -581,3 +581,53 @@ fn the_get_future_is_send_and_small() {
     let words = std::mem::size_of_val(&future) / std::mem::size_of::<usize>();
     assert!(words <= 6, "{words} words");
 }
+
+#[tokio::test]
+async fn failed_acquisitions_of_untrusted_keys_are_swept_without_a_refresher() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::ZERO);
+    // No background refresher: the manager itself must bound the slots.
+    let manager = manager(&clock, &provider);
+    const KEYS: usize = 5000;
+    provider.fail_next.store(KEYS, Ordering::SeqCst);
+    let mut peak = 0;
+    for i in 0..KEYS {
+        let error = manager
+            .get(&key(&format!("untrusted-{i}")))
+            .await
+            .unwrap_err();
+        assert!(error.is_retryable(), "{error:?}");
+        peak = peak.max(manager.len());
+        // Each key backs off for at most 200 ms; let 10 ms pass per key.
+        clock.advance(Duration::from_millis(10));
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), KEYS);
+    // Swept every 1,024 kept slots, of which only the ~20 still backing
+    // off survive: never near one slot per key.
+    assert!(peak <= 1024 + 64, "peak {peak} slots for {KEYS} keys");
+    assert!(manager.len() <= 1024 + 64, "{}", manager.len());
+}
+
+#[tokio::test]
+async fn a_get_after_shutdown_leaves_no_slot() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let provider = Scripted::new(&clock, Duration::ZERO);
+    let manager = manager(&clock, &provider);
+    let report = manager.shutdown(Duration::from_secs(1)).await;
+    assert!(report.unpersisted.is_empty());
+    for i in 0..100 {
+        let error = manager.get(&key(&format!("k{i}"))).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::RefreshDeferred {
+                    reason: DeferredReason::ShuttingDown,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+    assert_eq!(manager.len(), 0);
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+}
