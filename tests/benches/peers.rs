@@ -56,8 +56,8 @@ use oauth2_adapters::testkit::{HikeMock, MockConfig, MockServer, PartnerMock};
 use oauth2_adapters::{
     AuthorizationCodeProvider, AuthorizeRequest, CallbackParams, ClientAuth, ClientCredentials,
     ClientCredentialsProvider, ExposeSecret, ManualClock, PendingAuthorization, Provider,
-    ProviderId, ProviderSettings, RefreshPolicy, RetryPolicy, SecretString, StandardProvider,
-    Token, TokenKey, TokenManager,
+    ProviderId, ProviderSettings, RenewalKind, RetryPolicy, SecretString, StandardProvider, Token,
+    TokenKey, TokenManager,
 };
 use serde::Deserialize;
 use url::Url;
@@ -257,7 +257,7 @@ fn standard_provider(token_url: &str, clock: &ManualClock) -> Arc<StandardProvid
         StandardProvider::builder("peer")
             .token_url(token_url)
             .client_auth(ClientAuth::RequestBody)
-            .refresh_policy(RefreshPolicy::Reacquire)
+            .renewal_kind(RenewalKind::Reacquire)
             .settings(settings)
             .build(ClientCredentials::new(CLIENT_ID, CLIENT_SECRET))
             .expect("the provider builds"),

@@ -5,7 +5,7 @@ use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::testkit::{Fault, MockServer, ResponseStyle};
 use oauth2_adapters::{
-    ClientCredentials, ClientCredentialsProvider, Error, ErrorCode, Provider, RefreshPolicy,
+    ClientCredentials, ClientCredentialsProvider, Error, ErrorCode, Provider, RenewalKind,
     SpecProvider, TransportErrorKind,
 };
 use oauth2_adapters_tests::code_flow::{self, sign_in};
@@ -65,8 +65,8 @@ macro_rules! code_flow_suite {
             async fn refreshes_with_the_refresh_token() {
                 let fx = $fixture().await;
                 assert_eq!(
-                    std::sync::Arc::new(fx.provider.clone()).renewal().policy(),
-                    RefreshPolicy::RefreshToken
+                    std::sync::Arc::new(fx.provider.clone()).renewal().kind(),
+                    RenewalKind::RefreshToken
                 );
             }
         }
@@ -208,8 +208,8 @@ mod partner {
     async fn client_credentials_then_reacquire() {
         let fx = oauth2_adapters_tests::partner().await;
         assert_eq!(
-            std::sync::Arc::new(fx.provider.clone()).renewal().policy(),
-            RefreshPolicy::Reacquire
+            std::sync::Arc::new(fx.provider.clone()).renewal().kind(),
+            RenewalKind::Reacquire
         );
         let first = fx.provider.client_credentials(&[]).await.unwrap();
         let second = fx.provider.client_credentials(&[]).await.unwrap();

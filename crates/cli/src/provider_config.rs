@@ -33,7 +33,7 @@ use oauth2_adapters::hike::Hike;
 use oauth2_adapters::hypersku::HyperSku;
 use oauth2_adapters::partner::Partner;
 use oauth2_adapters::{
-    ClientAuth, ClientCredentials, Provider, ProviderId, RefreshPolicy, StandardProvider,
+    ClientAuth, ClientCredentials, Provider, ProviderId, RenewalKind, StandardProvider,
 };
 
 use crate::error::{CliError, CliResult};
@@ -178,7 +178,7 @@ impl ProviderConfig {
                 config.required("id")?;
                 config.required("token_url")?;
                 config.client_auth()?;
-                config.refresh_policy()?;
+                config.renewal_kind()?;
             }
             Kind::Hike | Kind::HyperSku => {}
         }
@@ -243,7 +243,7 @@ impl ProviderConfig {
                 StandardProvider::builder(self.required("id")?.to_owned())
                     .token_url(self.required("token_url")?)
                     .client_auth(self.client_auth()?)
-                    .refresh_policy(self.refresh_policy()?)
+                    .renewal_kind(self.renewal_kind()?)
                     .build(credentials)
                     .map_err(built("standard"))?,
             ),
@@ -283,10 +283,10 @@ impl ProviderConfig {
         }
     }
 
-    fn refresh_policy(&self) -> CliResult<RefreshPolicy> {
+    fn renewal_kind(&self) -> CliResult<RenewalKind> {
         match self.string("renewal")? {
-            None | Some("refresh_token") => Ok(RefreshPolicy::RefreshToken),
-            Some("client_credentials") => Ok(RefreshPolicy::Reacquire),
+            None | Some("refresh_token") => Ok(RenewalKind::RefreshToken),
+            Some("client_credentials") => Ok(RenewalKind::Reacquire),
             Some(_) => {
                 Err(self.fail("`renewal` must be refresh_token or client_credentials".into()))
             }
@@ -372,7 +372,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(standard.provider_id().as_str(), "acme");
-        assert_eq!(standard.refresh_policy().unwrap(), RefreshPolicy::Reacquire);
+        assert_eq!(standard.renewal_kind().unwrap(), RenewalKind::Reacquire);
         assert!(
             reason("kind = 'partner'\nclient_id = 'a'\nclient_secret_env = 'S'")
                 .contains("`base_url` is missing")

@@ -30,14 +30,14 @@ pub use http::HttpConfig;
 pub use manager::{AccessToken, TokenEvent, TokenManager};
 pub use provider::{
     AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Provider,
-    ProviderSettings, RefreshPolicy, RefreshTokenProvider, Renewal,
+    ProviderSettings, RefreshTokenProvider, Renewal, RenewalKind,
 };
 pub use retry::RetryPolicy;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use spec::{
     AuthorizeParamNames, AuthorizeSpec, BodyFormat, ClientAuthMethod, EnvelopeSpec,
-    ExpiryPrecedence, Pkce, ProviderSpec, RenewalKind, ResponseSpec, RevocationSpec, SpecError,
-    SpecProvider, SpecProviderBuilder, TimeUnit, TokenFieldNames, TokenSpec,
+    ExpiryPrecedence, Pkce, ProviderSpec, ResponseSpec, RevocationSpec, SpecError, SpecProvider,
+    SpecProviderBuilder, TimeUnit, TokenFieldNames, TokenSpec,
 };
 pub use standard::{ClientAuth, StandardProvider, StandardProviderBuilder};
 pub use store::{MemoryStore, TokenKey, TokenStore};

@@ -85,19 +85,24 @@ impl fmt::Debug for ClientCredentials {
     }
 }
 
-/// How an expiring access token is renewed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshPolicy {
-    /// With the refresh token ([`RefreshTokenProvider`]).
+/// How a provider's expiring access tokens are renewed: what a
+/// [`Renewal`] is, without the capability that does it. A
+/// [`ProviderSpec`](crate::ProviderSpec) says it as `renewal = "..."`
+/// (`refresh_token`, `reacquire`, `never`); a
+/// [`StandardProvider`](crate::StandardProvider) is built with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenewalKind {
+    /// With the refresh token grant ([`RefreshTokenProvider`]).
     RefreshToken,
     /// By requesting a new token with client credentials ([`ClientCredentialsProvider`]).
     Reacquire,
-    /// Not at all: the user must authorize again.
+    /// Not at all: an expired token needs a new sign-in.
     Never,
 }
 
 /// A provider as the [`TokenManager`](crate::TokenManager) renews its
-/// tokens: the capability its [`RefreshPolicy`] names. Made by
+/// tokens: the capability its [`RenewalKind`] names. Made by
 /// [`Provider::renewal`]; the manager's builder calls it when a provider is
 /// registered.
 #[derive(Clone)]
@@ -113,12 +118,12 @@ pub enum Renewal {
 }
 
 impl Renewal {
-    /// The policy this renewal follows.
-    pub fn policy(&self) -> RefreshPolicy {
+    /// Which kind of renewal this is.
+    pub fn kind(&self) -> RenewalKind {
         match self {
-            Self::RefreshToken(_) => RefreshPolicy::RefreshToken,
-            Self::Reacquire(_) => RefreshPolicy::Reacquire,
-            Self::Never => RefreshPolicy::Never,
+            Self::RefreshToken(_) => RenewalKind::RefreshToken,
+            Self::Reacquire(_) => RenewalKind::Reacquire,
+            Self::Never => RenewalKind::Never,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The partner bookings API adapter: client credentials with a JSON body,
 //! a JWT access token, and no refresh (a new token is requested instead,
-//! [`RefreshPolicy::Reacquire`](oauth2_adapters_core::RefreshPolicy)).
+//! [`RenewalKind::Reacquire`](oauth2_adapters_core::RenewalKind)).
 //!
 //! The JWT's payload is **decoded, not verified**: it is read only for the
 //! expiry (when `expires_in` is missing), the scopes and the partner/user

@@ -81,17 +81,7 @@ pub struct ProviderSpec {
     pub revocation: Option<RevocationSpec>,
 }
 
-/// How a provider's tokens are renewed (see [`crate::Renewal`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RenewalKind {
-    /// With the refresh token grant.
-    RefreshToken,
-    /// By requesting a new token with client credentials.
-    Reacquire,
-    /// Not at all: an expired token needs a new sign-in.
-    Never,
-}
+pub use crate::provider::RenewalKind;
 
 /// The authorize endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::http::{parse_url, require_secure_endpoint};
 use crate::provider::{
     AuthorizationCodeProvider, ClientCredentials, ClientCredentialsProvider, Provider,
-    ProviderSettings, RefreshPolicy, RefreshTokenProvider, Renewal,
+    ProviderSettings, RefreshTokenProvider, Renewal, RenewalKind,
 };
 use crate::token::{ProviderId, Token};
 
@@ -75,7 +75,7 @@ pub struct StandardProviderBuilder {
     default_scopes: Vec<String>,
     client_auth: ClientAuth,
     pkce: bool,
-    refresh_policy: RefreshPolicy,
+    renewal_kind: RenewalKind,
     settings: Option<ProviderSettings>,
 }
 
@@ -114,9 +114,11 @@ impl StandardProviderBuilder {
         self
     }
 
-    /// Sets the refresh policy (default: [`RefreshPolicy::RefreshToken`]).
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.refresh_policy = policy;
+    /// Sets how the provider's tokens are renewed (default:
+    /// [`RenewalKind::RefreshToken`]; [`RenewalKind::Reacquire`] for a
+    /// client-credentials provider).
+    pub fn renewal_kind(mut self, kind: RenewalKind) -> Self {
+        self.renewal_kind = kind;
         self
     }
 
@@ -154,7 +156,7 @@ impl StandardProviderBuilder {
             default_scopes: self.default_scopes,
             client_auth: self.client_auth,
             pkce: self.pkce,
-            refresh_policy: self.refresh_policy,
+            renewal_kind: self.renewal_kind,
             credentials,
             context,
         })
@@ -174,7 +176,7 @@ pub struct StandardProvider {
     default_scopes: Vec<String>,
     client_auth: ClientAuth,
     pkce: bool,
-    refresh_policy: RefreshPolicy,
+    renewal_kind: RenewalKind,
     credentials: ClientCredentials,
     context: ProviderSettings,
 }
@@ -210,7 +212,7 @@ impl StandardProvider {
             default_scopes: Vec::new(),
             client_auth: ClientAuth::default(),
             pkce: true,
-            refresh_policy: RefreshPolicy::RefreshToken,
+            renewal_kind: RenewalKind::RefreshToken,
             settings: None,
         }
     }
@@ -248,10 +250,10 @@ impl Provider for StandardProvider {
     }
 
     fn renewal(self: Arc<Self>) -> Renewal {
-        match self.refresh_policy {
-            RefreshPolicy::RefreshToken => Renewal::RefreshToken(self),
-            RefreshPolicy::Reacquire => Renewal::Reacquire(self),
-            RefreshPolicy::Never => Renewal::Never,
+        match self.renewal_kind {
+            RenewalKind::RefreshToken => Renewal::RefreshToken(self),
+            RenewalKind::Reacquire => Renewal::Reacquire(self),
+            RenewalKind::Never => Renewal::Never,
         }
     }
 }
