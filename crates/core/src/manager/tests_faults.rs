@@ -299,6 +299,54 @@ async fn a_token_the_store_would_not_take_is_served_kept_and_written_later() {
     assert_eq!(s.saw("ReauthorizationRequired"), 0);
 }
 
+/// `current_token` gives the whole token: nothing before a sign-in, the
+/// stored one after, the one the store has not taken yet while its write is
+/// pending (without reading the store), the stored one again once it lands.
+#[tokio::test]
+async fn current_token_is_the_pending_one_while_its_write_fails() {
+    let s = Setup::new();
+    let manager = s.manager();
+    assert!(manager.current_token(&key("a")).await.unwrap().is_none());
+    let mut signed_in = s.provider.sign_in();
+    signed_in.scopes = vec!["orders.read".into()];
+    signed_in.subject = Some("user-7".into());
+    manager.insert(key("a"), signed_in).await.unwrap();
+    let stored = manager.current_token(&key("a")).await.unwrap().unwrap();
+    assert_eq!(stored.expose_access_token(), "at-0");
+    assert_eq!(stored.scopes, ["orders.read"]);
+    assert_eq!(stored.subject.as_deref(), Some("user-7"));
+
+    s.clock.advance(LIFETIME + Duration::from_secs(1));
+    s.store.fail_writes.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.get(&key("a")).await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(manager.pending_writes(), 1);
+    s.store.fail_all.store(true, Ordering::SeqCst); // not even a read
+    let pending = manager.current_token(&key("a")).await.unwrap().unwrap();
+    assert_eq!(pending.expose_access_token(), "at-1", "not the stored at-0");
+    assert_ne!(
+        pending.expose_refresh_token(),
+        stored.expose_refresh_token(),
+        "the rotated refresh token"
+    );
+    assert!(matches!(
+        manager.current_token(&key("b")).await,
+        Err(Error::Store { .. })
+    ));
+
+    s.store.fail_all.store(false, Ordering::SeqCst);
+    s.store.fail_writes.store(false, Ordering::SeqCst);
+    eventually("the pending write lands", || manager.pending_writes() == 0).await;
+    let landed = manager.current_token(&key("a")).await.unwrap().unwrap();
+    assert_eq!(landed.expose_access_token(), "at-1");
+    assert_eq!(
+        landed.expose_refresh_token(),
+        pending.expose_refresh_token()
+    );
+}
+
 /// A caller that waits for `pending_writes() == 0` has seen the
 /// recoveries: each is reported while it is still counted (the fault
 /// matrix once saw a zero count with one of two recoveries reported).
