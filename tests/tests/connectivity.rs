@@ -2,7 +2,8 @@
 //! HTTP proxy, extra trusted roots, a client identity (mutual TLS) and the
 //! user agent, each through an adapter built on
 //! `ProviderSettings::with_http_config`, and the client's safety rules through them
-//! (redirects never followed, the body cap, plain http never proxied).
+//! (redirects never followed, the body cap, plain http never proxied,
+//! token endpoints https-only except on loopback).
 //!
 //! Everything runs on 127.0.0.1: the partner mock (plain HTTP) behind an
 //! HTTPS front made here (certificates from `rcgen`), and a small CONNECT
@@ -442,4 +443,76 @@ fn unusable_certificates_and_keys_are_configuration_errors() {
             assert!(!said.contains(line), "{case} quotes key material: {said}");
         }
     }
+}
+
+/// The https-only rule for token endpoints (loopback excepted) holds
+/// whatever the connectivity settings: with a proxy, extra roots and a
+/// client identity configured, a plain-http endpoint elsewhere is still a
+/// configuration error for every adapter, and nothing reaches the proxy.
+#[tokio::test]
+async fn token_endpoints_stay_https_only_with_a_proxy_and_custom_roots() {
+    use oauth2_adapters::hike::Hike;
+    use oauth2_adapters::hypersku::HyperSku;
+    use oauth2_adapters::{ClientCredentials, StandardProvider};
+
+    let proxy = ConnectProxy::start().await;
+    let (server_ca, client) = (
+        Authority::new("server CA"),
+        Authority::new("client CA").client(),
+    );
+    let config = HttpConfig::default()
+        .with_proxy(proxy.url())
+        .with_root_certificate(server_ca.cert_pem())
+        .with_client_identity(client.cert_pem, client.key_pem);
+    let settings = || ProviderSettings::with_http_config(&config).expect("the client builds");
+    let creds = || ClientCredentials::new("client", "secret");
+    let build = |base: &str| -> [(&str, Result<(), Error>); 4] {
+        [
+            (
+                "HyperSKU",
+                HyperSku::builder(creds())
+                    .base_url(base)
+                    .settings(settings())
+                    .build()
+                    .map(drop),
+            ),
+            (
+                "Hike",
+                Hike::builder(creds())
+                    .base_url(base)
+                    .settings(settings())
+                    .build()
+                    .map(drop),
+            ),
+            (
+                "partner",
+                Partner::builder(creds())
+                    .base_url(base)
+                    .settings(settings())
+                    .build()
+                    .map(drop),
+            ),
+            (
+                "standard",
+                StandardProvider::builder("standard")
+                    .authorize_url(format!("{base}/authorize"))
+                    .token_url(format!("{base}/token"))
+                    .settings(settings())
+                    .build(creds())
+                    .map(drop),
+            ),
+        ]
+    };
+    for base in ["http://api.example.com", "http://10.0.0.1"] {
+        for (adapter, result) in build(base) {
+            assert!(
+                matches!(result, Err(Error::Configuration { .. })),
+                "{adapter} accepted {base} with a proxy and custom roots: {result:?}"
+            );
+        }
+    }
+    for (adapter, result) in build("https://api.example.com") {
+        assert!(result.is_ok(), "{adapter}: {result:?}");
+    }
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
 }
