@@ -73,10 +73,11 @@ impl TokenManagerBuilder {
     }
 
     /// The clock that decides when tokens are due. Default: the clock of
-    /// the first registered provider (its
+    /// the registered providers (their
     /// [`ProviderSettings`](crate::ProviderSettings)), so a test clock set
     /// once on the providers is the manager's too; the system clock without
-    /// providers.
+    /// providers. Without it, providers whose clocks disagree are a
+    /// configuration error at [`TokenManagerBuilder::build`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -170,7 +171,8 @@ impl TokenManagerBuilder {
     /// ([`Error::Configuration`]): a lease shorter than a provider's longest
     /// request or longer than a week, a zero or over-long poll interval or
     /// backoff, a refresh timing that [`RefreshTiming::validate`] refuses,
-    /// or two providers with one id.
+    /// two providers with one id, or providers whose clocks disagree (see
+    /// [`TokenManagerBuilder::clock`]).
     pub fn build(self) -> Result<TokenManager> {
         self.validate()?;
         let clock = self.clock.clone().unwrap_or_else(|| {
@@ -259,6 +261,7 @@ impl TokenManagerBuilder {
                 ));
             }
         }
+        self.check_provider_clocks()?;
         let mut seen = std::collections::HashSet::new();
         for (id, renewal) in &self.renewals {
             if !seen.insert(id.clone()) {
@@ -275,4 +278,42 @@ impl TokenManagerBuilder {
         }
         Ok(())
     }
+
+    /// Providers whose clocks disagree (a test clock on one, the system
+    /// clock on another) would make the manager's idea of "due" depend on
+    /// which one it took: a configuration error, unless a clock is set
+    /// with [`TokenManagerBuilder::clock`].
+    fn check_provider_clocks(&self) -> Result<()> {
+        if self.clock.is_some() {
+            return Ok(());
+        }
+        let clocks = self
+            .renewals
+            .iter()
+            .filter_map(|(id, renewal)| match renewal {
+                Renewal::RefreshToken(p) => Some((id, p.settings().clock.now_unix_ms())),
+                Renewal::Reacquire(p) => Some((id, p.settings().clock.now_unix_ms())),
+                Renewal::Never => None,
+            });
+        let mut first: Option<(&ProviderId, u64)> = None;
+        for (id, now) in clocks {
+            match first {
+                None => first = Some((id, now)),
+                Some((first_id, first_now)) if first_now.abs_diff(now) > CLOCKS_AGREE_WITHIN_MS => {
+                    return Err(Error::configuration(format!(
+                        "the providers {first_id} and {id} have different clocks \
+                         ({first_now} ms and {now} ms since the epoch); give every provider \
+                         the same clock (ProviderSettings::with_clock, or the testkit's \
+                         MockServer::provider_settings) or set the manager's with \
+                         TokenManagerBuilder::clock"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
 }
+
+/// How far apart two providers' clocks may read and still count as one.
+const CLOCKS_AGREE_WITHIN_MS: u64 = 1000;

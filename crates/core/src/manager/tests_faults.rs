@@ -707,3 +707,42 @@ async fn shutdown_abandons_and_reports_a_refresh_past_its_deadline() {
     assert_eq!(report.abandoned_refreshes, vec![key("a")]);
     assert!(report.took < Duration::from_secs(2));
 }
+
+#[test]
+fn providers_with_different_clocks_are_a_configuration_error() {
+    let s = Setup::new();
+    let standard = |settings: ProviderSettings| {
+        Arc::new(
+            crate::StandardProvider::builder("other")
+                .authorize_url("http://127.0.0.1:9/authorize")
+                .token_url("http://127.0.0.1:9/token")
+                .settings(settings)
+                .build(crate::ClientCredentials::new("id", "secret"))
+                .unwrap(),
+        )
+    };
+    let system = || ProviderSettings::new().unwrap();
+    let on_test_clock = || system().with_clock(Arc::new(s.clock.clone()));
+    let without_manager_clock = || {
+        TokenManager::builder()
+            .store(s.store.clone())
+            .provider(s.provider.clone())
+    };
+    // The test clock on one provider, the system clock on the other.
+    let error = without_manager_clock()
+        .provider(standard(system()))
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::Configuration { .. }), "{error:?}");
+    assert!(error.to_string().contains("different clocks"), "{error}");
+    // One clock for both, or the manager's set explicitly: accepted.
+    without_manager_clock()
+        .provider(standard(on_test_clock()))
+        .build()
+        .unwrap();
+    without_manager_clock()
+        .provider(standard(system()))
+        .clock(Arc::new(s.clock.clone()))
+        .build()
+        .unwrap();
+}
