@@ -9,7 +9,9 @@
 //     "reliability=file://$PWD/target/book/reliability.html|#failure-modes"
 //
 // Each argument is NAME=URL, optionally |CSS-SELECTOR to scroll to; the
-// picture is OUT_DIR/NAME.png. Needs Node 20+ and /usr/bin/chromium.
+// picture is OUT_DIR/NAME.png. Needs Node 20+ and /usr/bin/chromium. Exits
+// with status 1 if any page has a table wider than its column (`.ci/run`
+// runs it on every page of the book).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +51,7 @@ const { result: { sessionId } } = await send('Target.attachToTarget', { targetId
 await send('Emulation.setDeviceMetricsOverride', { width: 1280, height: 800, deviceScaleFactor: 1, mobile: false }, sessionId);
 await send('Page.enable', {}, sessionId);
 const sleep = ms => new Promise(r => setTimeout(r, ms));
+let overflowing = 0;
 for (const shot of shots) {
   const [name, spec] = shot.split(/=(.*)/s);
   const [url, selector] = spec.split('|');
@@ -66,6 +69,8 @@ for (const shot of shots) {
   }, sessionId);
   const { result: { data } } = await send('Page.captureScreenshot', { format: 'png' }, sessionId);
   writeFileSync(join(outDir, `${name}.png`), Buffer.from(data, 'base64'));
+  const found = JSON.parse(metrics.result.result.value);
+  if (found.length > 1) overflowing += found.length - 1; // the last entry is the tight count
   console.log(`${name}.png: tables wider than their column: ${metrics.result.result.value}`);
 }
 browser.close();
@@ -73,3 +78,7 @@ chrome.kill();
 await new Promise(r => chrome.on('exit', r));
 await new Promise(r => setTimeout(r, 500));
 try { rmSync(profile, { recursive: true, force: true }); } catch {}
+if (overflowing > 0) {
+  console.error(`${overflowing} table(s) wider than their column at 1280 px`);
+  process.exitCode = 1;
+}

@@ -14,6 +14,13 @@
 //! other than the facade's (e.g. `tokio = …` with its features) is in this
 //! crate's Cargo.toml, so the examples are compiled with what a user adds.
 //!
+//! Because this crate has every feature of the facade, it checks too that a
+//! page whose examples need a non-default feature (`SqliteStore` →
+//! `sqlite`, `PostgresStore` → `postgres`, `testkit::` → `testkit`,
+//! `middleware::` → `middleware`) names it (`features = ["sqlite"]`, or
+//! the feature in backticks), and that every feature a `toml` block asks
+//! for exists.
+//!
 //! Each module is a file named after its source and line
 //! (`docs__token-manager.md__L9.rs` in `OUT_DIR`), so a compile error points
 //! at the block that broke.
@@ -159,6 +166,58 @@ fn check_dependency_lines(source: &str, block: &Block, manifest: &str, problems:
     }
 }
 
+/// The non-default features of the facade, and what in an example shows
+/// that it needs one.
+const FEATURE_MARKERS: [(&str, &str); 4] = [
+    ("sqlite", "SqliteStore"),
+    ("postgres", "PostgresStore"),
+    ("testkit", "testkit::"),
+    ("middleware", "middleware::"),
+];
+
+/// Whether `text` names `feature` as the docs do: in a `features = [..]`
+/// list, or in backticks.
+fn names_feature(text: &str, feature: &str) -> bool {
+    text.contains(&format!("\"{feature}\"")) || text.contains(&format!("`{feature}`"))
+}
+
+/// The facade's features, from its manifest's `[features]` table.
+fn facade_features(manifest: &str) -> Vec<String> {
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[features]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name.trim().to_owned()))
+        .filter(|name| !name.is_empty() && !name.starts_with('#'))
+        .collect()
+}
+
+/// Every feature a facade dependency line of a `toml` block asks for must
+/// exist (a misspelt one fails for the user, not here).
+fn check_feature_names(source: &str, block: &Block, features: &[String], problems: &mut Vec<String>) {
+    for line in block.code.lines() {
+        let line = line.trim();
+        let Some(list) = line
+            .strip_prefix("oauth2-adapters")
+            .and_then(|rest| rest.split_once("features"))
+            .and_then(|(_, list)| list.split_once('['))
+            .and_then(|(_, list)| list.split_once(']'))
+            .map(|(list, _)| list)
+        else {
+            continue;
+        };
+        for name in list.split(',').map(|n| n.trim().trim_matches('"')) {
+            if !name.is_empty() && !features.iter().any(|f| f == name) {
+                problems.push(format!(
+                    "{source}:{}: the facade has no feature `{name}`",
+                    block.line
+                ));
+            }
+        }
+    }
+}
+
 fn squash(line: &str) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -196,6 +255,9 @@ fn main() {
 
     let manifest = fs::read_to_string(manifest_dir.join("Cargo.toml")).unwrap();
     println!("cargo:rerun-if-changed=Cargo.toml");
+    let facade_manifest = root.join("crates/oauth2-adapters/Cargo.toml");
+    println!("cargo:rerun-if-changed={}", facade_manifest.display());
+    let features = facade_features(&fs::read_to_string(&facade_manifest).unwrap());
 
     let blocks_dir = out_dir.join("blocks");
     let _ = fs::remove_dir_all(&blocks_dir);
@@ -211,9 +273,11 @@ fn main() {
             .into_owned();
         let text = fs::read_to_string(source).unwrap_or_else(|e| panic!("reading {relative}: {e}"));
         let mut found = 0;
+        let mut page_code = String::new();
         for block in fenced_blocks(&text) {
             if block.info == "toml" {
                 check_dependency_lines(&relative, &block, &manifest, &mut problems);
+                check_feature_names(&relative, &block, &features, &mut problems);
                 continue;
             }
             if !compiled_by_rustdoc(&block.info) {
@@ -221,6 +285,7 @@ fn main() {
             }
             found += 1;
             let code = unhide(&block.code);
+            page_code.push_str(&code);
             if code.contains("cfg(feature") {
                 // The newcomer crate has no such features: the block would
                 // compile to nothing and pass without being checked.
@@ -246,6 +311,14 @@ fn main() {
                 block.info,
                 path.display().to_string()
             );
+        }
+        for (feature, marker) in FEATURE_MARKERS {
+            if page_code.contains(marker) && !names_feature(&text, feature) {
+                problems.push(format!(
+                    "{relative}: its examples need the `{feature}` feature (they use `{marker}`) \
+                     but the page does not say so"
+                ));
+            }
         }
         if found == 0 && (relative == "README.md" || relative.ends_with("getting-started.md")) {
             problems.push(format!(
