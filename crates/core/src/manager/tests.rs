@@ -616,18 +616,23 @@ async fn a_get_after_shutdown_leaves_no_slot() {
     let report = manager.shutdown(Duration::from_secs(1)).await;
     assert!(report.unpersisted.is_empty());
     for i in 0..100 {
-        let error = manager.get(&key(&format!("k{i}"))).await.unwrap_err();
-        assert!(
-            matches!(
-                error,
-                Error::RefreshDeferred {
-                    reason: DeferredReason::ShuttingDown,
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
+        assert_shutting_down(&manager.get(&key(&format!("k{i}"))).await.unwrap_err());
     }
     assert_eq!(manager.len(), 0);
     assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+}
+
+/// Asserts that `error` is the manager refusing to refresh because it is
+/// shutting down.
+pub(super) fn assert_shutting_down(error: &Error) {
+    assert!(
+        matches!(
+            error,
+            Error::RefreshDeferred {
+                reason: DeferredReason::ShuttingDown,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }

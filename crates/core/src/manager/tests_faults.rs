@@ -660,17 +660,7 @@ async fn shutdown_lets_a_refresh_finish_and_reports_what_it_could_not_store() {
     assert_eq!(s.stored_access(&key("a")).await, "at-1");
     // After shutdown: fresh tokens are served, nothing is refreshed.
     s.clock.advance(Duration::from_secs(120));
-    let error = manager.get(&key("b")).await.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::RefreshDeferred {
-                reason: DeferredReason::ShuttingDown,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    super::tests::assert_shutting_down(&manager.get(&key("b")).await.unwrap_err());
 
     let s = Setup::new();
     let manager = s.manager();
