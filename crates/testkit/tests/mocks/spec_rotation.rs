@@ -147,3 +147,44 @@ async fn tokens_expire_by_the_mock_clock() -> TestResult {
     assert!(!mock.is_refresh_token_valid(rt.expose_secret()));
     Ok(())
 }
+
+/// Retries follow from rotation: a refresh of a provider whose refresh
+/// tokens do not rotate can be repeated, so a 503 is retried and the
+/// refresh succeeds; a rotating one is sent once (a second send could
+/// spend a token the provider already rotated), so the 503 is the answer.
+#[tokio::test]
+async fn a_refresh_is_retried_after_a_5xx_only_when_tokens_do_not_rotate() -> TestResult {
+    use oauth2_adapters::testkit::Fault;
+    use oauth2_adapters::{RetryPolicy, SpecProvider};
+    use std::time::Duration;
+
+    for rotates in [false, true] {
+        let (mock, _clock) =
+            start(spec(&format!("rotates_refresh_tokens = {rotates}"), "", "")).await?;
+        let retries = RetryPolicy::default()
+            .with_max_attempts(3)
+            .with_backoff(Duration::from_millis(10), Duration::from_millis(50));
+        let provider = SpecProvider::builder(mock.spec().clone(), mock.credentials())
+            .base_url(mock.base_url().as_str())
+            .settings(mock.provider_settings()?.with_retry_policy(retries))
+            .build()?;
+        let first = sign_in(&mock, &provider).await?;
+        let before = mock.token_requests().len();
+        mock.push_fault(Fault::Status(503));
+        let result = provider.refresh(&first).await;
+        let sent = mock.token_requests().len() - before;
+        if rotates {
+            let error = result.err().ok_or("a rotating refresh was retried")?;
+            assert_eq!(error.http_status(), Some(503), "{error:?}");
+            assert_eq!(sent, 1, "a rotating refresh is sent once");
+        } else {
+            let refreshed = result?;
+            assert_eq!(sent, 2, "the 503, then the retry");
+            assert_eq!(
+                me_status(&mock, refreshed.access_token.expose_secret()).await?,
+                200
+            );
+        }
+    }
+    Ok(())
+}
