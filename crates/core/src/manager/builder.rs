@@ -178,11 +178,7 @@ impl TokenManagerBuilder {
         let clock = self.clock.clone().unwrap_or_else(|| {
             self.renewals
                 .iter()
-                .find_map(|(_, renewal)| match renewal {
-                    Renewal::RefreshToken(p) => Some(p.settings().clock.clone()),
-                    Renewal::Reacquire(p) => Some(p.settings().clock.clone()),
-                    Renewal::Never => None,
-                })
+                .find_map(|(_, renewal)| Some(renewal.settings()?.clock.clone()))
                 .unwrap_or_else(|| Arc::new(SystemClock))
         });
         let renewers: HashMap<_, _> = self.renewals.into_iter().collect();
@@ -290,11 +286,7 @@ impl TokenManagerBuilder {
         let clocks = self
             .renewals
             .iter()
-            .filter_map(|(id, renewal)| match renewal {
-                Renewal::RefreshToken(p) => Some((id, p.settings().clock.now_unix_ms())),
-                Renewal::Reacquire(p) => Some((id, p.settings().clock.now_unix_ms())),
-                Renewal::Never => None,
-            });
+            .filter_map(|(id, renewal)| Some((id, renewal.settings()?.clock.now_unix_ms())));
         let mut first: Option<(&ProviderId, u64)> = None;
         for (id, now) in clocks {
             match first {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, ReauthorizationReason, Result};
-use crate::provider::Renewal;
+use crate::provider::{ProviderSettings, Renewal};
 use crate::store::TokenKey;
 use crate::token::Token;
 
@@ -12,12 +12,19 @@ impl Renewal {
     /// with its retries ([`crate::RetryPolicy::worst_case`]); zero for
     /// [`Renewal::Never`].
     pub fn worst_case(&self) -> Duration {
-        let settings = match self {
-            Self::RefreshToken(p) => p.settings(),
-            Self::Reacquire(p) => p.settings(),
-            Self::Never => return Duration::ZERO,
-        };
-        settings.retry.worst_case(settings.http.timeout())
+        self.settings().map_or(Duration::ZERO, |settings| {
+            settings.retry.worst_case(settings.http.timeout())
+        })
+    }
+
+    /// The settings (HTTP client, retries, clock) of the provider that
+    /// renews; `None` for [`Renewal::Never`].
+    pub(crate) fn settings(&self) -> Option<&ProviderSettings> {
+        match self {
+            Self::RefreshToken(p) => Some(p.settings()),
+            Self::Reacquire(p) => Some(p.settings()),
+            Self::Never => None,
+        }
     }
 
     /// True unless renewing spends nothing single-use (client credentials),

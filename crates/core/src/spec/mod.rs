@@ -3,7 +3,8 @@
 //! extra parameters and headers, where each response field is, envelopes,
 //! business error codes, expiry units), and a [`SpecProvider`] made from it
 //! speaks that dialect with no code. HyperSKU and Hike are specs plus what
-//! is truly code; the catalog in the repository's `examples/providers/` holds well-known ones.
+//! is truly code; the catalog in the repository's `examples/providers/`
+//! holds well-known ones.
 //!
 //! A spec is TOML or JSON (serde), or built in Rust; only what differs from
 //! RFC 6749 needs to be written. [`ProviderSpec::from_toml`] and
